@@ -1,0 +1,256 @@
+/**
+ * The composition root: builds the store, the revocation machinery, express and
+ * socket.io from a Config, and returns { listen, close }. main.ts calls it; so
+ * do the in-process tests.
+ */
+import { createServer, type Server as HttpServer } from "node:http";
+import path from "node:path";
+import { existsSync } from "node:fs";
+import express from "express";
+import { Server as IoServer } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { ErrorCode, GatehouseError } from "../shared/errors";
+import { MAX_JSON_BODY_BYTES } from "../shared/protocol";
+import { Accounts } from "./auth/accounts";
+import { createTokenCheck, type TokenCheck } from "./auth/check";
+import { hashPassword } from "./auth/passwords";
+import { CLOCK_TOLERANCE_SEC, TokenService, newId } from "./auth/tokens";
+import { systemClock, type Clock } from "./clock";
+import type { Config } from "./config";
+import { errorHandler } from "./http/errors";
+import { refuseQueryTokens } from "./http/auth-middleware";
+import { createRateLimits } from "./http/rate-limits";
+import { adminRoutes } from "./http/routes-admin";
+import { authRoutes } from "./http/routes-auth";
+import { opsRoutes } from "./http/routes-ops";
+import { sessionRoutes } from "./http/routes-sessions";
+import { createLogger } from "./logger";
+import { createMetrics, type Metrics } from "./metrics";
+import { Gateway } from "./realtime/gateway";
+import { MemoryPresence, RedisPresence, type Presence } from "./realtime/presence";
+import { RevocationCache } from "./revocation/cache";
+import { Revocations } from "./revocation/revocations";
+import { MemoryStore } from "./store/memory";
+import { RedisStore } from "./store/redis";
+import type { Store } from "./store/store";
+import { registerGame, type GameHandle } from "./game/rooms";
+
+export interface AppDeps {
+  clock?: Clock;
+  logger?: Logger;
+  /** where the built pages live (default: ./dist/public) */
+  publicDir?: string;
+}
+
+export interface App {
+  config: Config;
+  store: Store;
+  io: IoServer;
+  http: HttpServer;
+  gateway: Gateway;
+  revocations: Revocations;
+  cache: RevocationCache;
+  check: TokenCheck;
+  tokens: TokenService;
+  metrics: Metrics;
+  log: Logger;
+  /** starts listening; resolves with the bound port */
+  listen(): Promise<number>;
+  /** graceful stop: /readyz 503, sockets closed as a transport close, Redis closed cleanly */
+  close(): Promise<void>;
+}
+
+const USERNAME_CACHE_MAX = 50_000;
+/** Largest request header block / socket.io packet accepted (128 KB). */
+const MAX_WIRE_BYTES = 128 * 1024;
+
+export async function createApp(config: Config, deps: AppDeps = {}): Promise<App> {
+  const clock = deps.clock ?? systemClock;
+  const log = deps.logger ?? createLogger({ level: config.logLevel, nodeId: config.nodeId });
+  const metrics = createMetrics(config.nodeId);
+
+  // ---- backends, chosen once ----
+  let store: Store;
+  let redis: Redis | null = null;
+  let adapterClients: Redis[] = [];
+  if (config.redisUrl) {
+    store = await RedisStore.connect({ url: config.redisUrl, logger: log });
+    const mk = (name: string) => {
+      const c = new Redis(config.redisUrl!, { maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 100, 1000) });
+      c.on("error", (err: Error) => log.debug({ err: err.message, client: name }, "redis client error"));
+      return c;
+    };
+    redis = mk("limits");
+    adapterClients = [mk("adapter-pub"), mk("adapter-sub")];
+  } else {
+    store = new MemoryStore();
+  }
+  const presence: Presence = redis ? new RedisPresence(redis, config.nodeId, log) : new MemoryPresence();
+
+  // ---- auth ----
+  const tokens = new TokenService(config.jwtSecret, { issuer: config.jwtIssuer, audience: config.jwtAudience, accessTtlMs: config.accessTokenTtlMs }, clock);
+  const cache = new RevocationCache();
+  let gateway: Gateway | undefined;
+  const revocations = new Revocations(store, cache, clock, log, {
+    nodeId: config.nodeId,
+    // Marks must outlive every token they cover, including the exp clock tolerance.
+    markTtlMs: config.accessTokenTtlMs + (CLOCK_TOLERANCE_SEC + 1) * 1000,
+    maxStalenessMs: config.revocationMaxStalenessMs,
+    enforce: (e) => gateway?.enforce(e),
+    sweep: () => gateway?.sweep(),
+    onEventApplied: (e, source) => {
+      metrics.revocations.inc({ reason: e.reason, source });
+      metrics.revocationMarks.set(cache.size());
+    },
+  });
+  const check = createTokenCheck({ tokens, cache, clock, revocationAvailable: () => revocations.available() });
+  const limits = createRateLimits(config, redis);
+  const accounts = new Accounts({ store, tokens, cache, revocations, clock, refreshTtlMs: config.refreshTokenTtlMs });
+
+  if (config.adminUsername && config.adminPassword) {
+    const admin = await store.upsertAdmin({
+      id: newId(),
+      username: config.adminUsername,
+      role: "admin",
+      passwordHash: await hashPassword(config.adminPassword),
+      guest: false,
+      createdAt: clock.now(),
+      version: 0,
+      tokenValidAfter: 0,
+      ban: null,
+    });
+    log.info({ username: admin.username }, "admin account ready");
+  }
+
+  // ---- HTTP ----
+  let shuttingDown = false;
+  const app = express();
+  app.disable("x-powered-by");
+  if (config.trustProxy !== undefined) app.set("trust proxy", config.trustProxy);
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on("finish", () => {
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
+      metrics.httpRequests.inc({ method: req.method, route, status: res.statusCode });
+      metrics.httpDuration.observe({ method: req.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
+      // Path only: a query string could carry a token someone tried to send there.
+      log.debug({ method: req.method, path: req.path, status: res.statusCode }, "http");
+    });
+    next();
+  });
+  if (config.corsOrigins.length > 0) {
+    app.use((req, res, next) => {
+      const origin = req.headers.origin;
+      if (origin && config.corsOrigins.includes(origin)) {
+        res.setHeader("Access-Control-Allow-Origin", origin);
+        res.setHeader("Vary", "Origin");
+        res.setHeader("Access-Control-Allow-Headers", "Authorization, Content-Type");
+        res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+      }
+      if (req.method === "OPTIONS") return void res.status(204).end();
+      next();
+    });
+  }
+  app.use(refuseQueryTokens);
+  app.use(express.json({ limit: MAX_JSON_BODY_BYTES, type: ["application/json", "application/*+json"] }));
+  const readiness = {
+    notReadyReason: async (): Promise<string | null> => {
+      if (shuttingDown) return "node is shutting down";
+      if (!revocations.inSync) return "revocation feed is not in sync";
+      if (!(await store.ping())) return "store is unreachable";
+      return null;
+    },
+  };
+  app.use(opsRoutes({ metrics, readiness, nodeId: config.nodeId }));
+  app.use(authRoutes({ accounts, check, store, revocations, limits }));
+  app.use(sessionRoutes({ check, store, presence, revocations, clock }));
+  app.use(adminRoutes({ check, store, presence, revocations, clock }));
+  const publicDir = deps.publicDir ?? path.join(process.cwd(), "dist", "public");
+  const page = (file: string) => (_req: express.Request, res: express.Response) => {
+    const full = path.join(publicDir, file);
+    if (existsSync(full)) res.sendFile(full);
+    else res.status(404).type("text/plain").send("Pages are not built: run npm run build");
+  };
+  app.get("/", page("game.html"));
+  app.get("/admin", page("admin.html"));
+  app.use("/static", express.static(publicDir, { index: false, maxAge: "1h" }));
+  app.use((_req, _res, next) => next(new GatehouseError(ErrorCode.NOT_FOUND)));
+  app.use(errorHandler(log));
+
+  // ---- socket.io ----
+  // Headers and socket.io packets may be far larger than any valid token (4 KB),
+  // so that an oversized token reaches the check and gets its TOKEN_INVALID
+  // instead of a bare 431 / a silently closed socket. Both stay bounded.
+  const http = createServer({ maxHeaderSize: MAX_WIRE_BYTES }, app);
+  const io = new IoServer(http, {
+    serveClient: false,
+    maxHttpBufferSize: MAX_WIRE_BYTES,
+    cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins, credentials: false } : undefined,
+    // connectionStateRecovery stays OFF: recovery would skip the handshake check (pitfall 3).
+  });
+  if (adapterClients.length === 2) {
+    io.adapter(createAdapter(adapterClients[0]!, adapterClients[1]!, { key: "gh:io", publishOnSpecificResponseChannel: true }));
+  }
+  const usernames = new Map<string, string>();
+  gateway = new Gateway({
+    io,
+    check,
+    cache,
+    clock,
+    log,
+    metrics,
+    presence,
+    nodeId: config.nodeId,
+    handshakeLimiter: limits.handshakeIp,
+    trustProxy: Boolean(config.trustProxy),
+    usernameOf: async (userId) => {
+      const known = usernames.get(userId);
+      if (known) return known;
+      const user = await store.getUser(userId);
+      if (!user) return null;
+      if (usernames.size >= USERNAME_CACHE_MAX) usernames.delete(usernames.keys().next().value!);
+      usernames.set(userId, user.username);
+      return user.username;
+    },
+  });
+  const game: GameHandle = registerGame({ io, gateway, clock, log, nodeId: config.nodeId, clustered: adapterClients.length === 2 });
+
+  await revocations.start();
+  metrics.revocationInSync.set(1);
+
+  return {
+    config,
+    store,
+    io,
+    http,
+    gateway,
+    revocations,
+    cache,
+    check,
+    tokens,
+    metrics,
+    log,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        http.once("error", reject);
+        http.listen(config.port, config.host, () => {
+          const addr = http.address();
+          resolve(typeof addr === "object" && addr ? addr.port : config.port);
+        });
+      }),
+    close: async () => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      game.close();
+      gateway!.close();
+      gateway!.closeAllAsTransportClose();
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      await revocations.close();
+      await presence.close();
+      await store.close();
+      await Promise.all([redis, ...adapterClients].map((c) => c?.quit().catch(() => c.disconnect())));
+    },
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * Access-token issuing and cryptographic verification (HS256 pinned).
+ * Revocation is NOT decided here: see check.ts, which calls verifySignedClaims first.
+ */
+import { createHash, createSecretKey, randomBytes, type KeyObject } from "node:crypto";
+import jwt from "jsonwebtoken";
+import { z } from "zod";
+import type { AccessClaims, Role } from "../../shared/claims";
+import { ErrorCode } from "../../shared/errors";
+import { MAX_TOKEN_BYTES } from "../../shared/protocol";
+import type { Clock } from "../clock";
+
+/** Clock tolerance allowed on `exp` (contract section 2). */
+export const CLOCK_TOLERANCE_SEC = 5;
+
+const ClaimsSchema = z.object({
+  sub: z.string().min(1).max(64),
+  sid: z.string().min(1).max(64),
+  jti: z.string().min(1).max(64),
+  ver: z.number().int().min(0),
+  iat: z.number().int().min(0),
+  exp: z.number().int().min(0),
+  iss: z.string(),
+  aud: z.string(),
+  role: z.enum(["player", "admin"]),
+});
+
+/** Header members we never honour: key selection must not be attacker-controlled. */
+const HEADER_ALLOWED = new Set(["alg", "typ"]);
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export type VerifyResult = { ok: true; claims: AccessClaims } | { ok: false; code: ErrorCode };
+
+export interface IssueInput {
+  userId: string;
+  sessionId: string;
+  role: Role;
+  version: number;
+  /** seconds; tokens must not be issued below any token_valid_after that applies (see issue()) */
+  notBeforeIat: number;
+}
+
+export class TokenService {
+  /** Built once: jsonwebtoken with a KeyObject is ~40x faster than with a string secret. */
+  private readonly key: KeyObject;
+
+  constructor(
+    secret: Buffer,
+    private readonly opts: { issuer: string; audience: string; accessTtlMs: number },
+    private readonly clock: Clock,
+  ) {
+    this.key = createSecretKey(secret);
+  }
+
+  get accessTtlSec(): number {
+    return Math.max(1, Math.round(this.opts.accessTtlMs / 1000));
+  }
+
+  /**
+   * Signs an access token. `iat` has one-second resolution, so a revocation at
+   * time T sets token_valid_after to the NEXT whole second (killing every token
+   * of second T), and a token issued right after it takes iat = that second
+   * (at most 1 s in the future) so it is not caught by its own revocation.
+   */
+  issue(input: IssueInput): { token: string; claims: AccessClaims } {
+    const nowSec = Math.floor(this.clock.now() / 1000);
+    const iat = Math.max(nowSec, input.notBeforeIat);
+    const claims: AccessClaims = {
+      sub: input.userId,
+      sid: input.sessionId,
+      jti: randomBytes(16).toString("base64url"),
+      ver: input.version,
+      iat,
+      exp: nowSec + this.accessTtlSec,
+      iss: this.opts.issuer,
+      aud: this.opts.audience,
+      role: input.role,
+    };
+    // No `noTimestamp`: it would delete our own iat. jsonwebtoken keeps a given iat.
+    const token = jwt.sign(claims, this.key, { algorithm: "HS256" });
+    return { token, claims };
+  }
+
+  /** Shape, size, header, signature, iss/aud/exp and claim types. Never throws. */
+  verifySignedClaims(token: unknown): VerifyResult {
+    // Cheapest first: refuse non-strings and oversized input before any parsing.
+    if (token === undefined || token === null || token === "") return { ok: false, code: ErrorCode.TOKEN_MISSING };
+    if (typeof token !== "string") return { ok: false, code: ErrorCode.TOKEN_INVALID };
+    if (token.length > MAX_TOKEN_BYTES || !JWT_SHAPE.test(token)) return { ok: false, code: ErrorCode.TOKEN_INVALID };
+    if (!this.headerAcceptable(token)) return { ok: false, code: ErrorCode.TOKEN_INVALID };
+    let payload: unknown;
+    try {
+      payload = jwt.verify(token, this.key, {
+        algorithms: ["HS256"],
+        issuer: this.opts.issuer,
+        audience: this.opts.audience,
+        clockTolerance: CLOCK_TOLERANCE_SEC,
+        clockTimestamp: Math.floor(this.clock.now() / 1000),
+      });
+    } catch (err) {
+      return { ok: false, code: err instanceof jwt.TokenExpiredError ? ErrorCode.TOKEN_EXPIRED : ErrorCode.TOKEN_INVALID };
+    }
+    const parsed = ClaimsSchema.safeParse(payload);
+    if (!parsed.success) return { ok: false, code: ErrorCode.TOKEN_INVALID };
+    return { ok: true, claims: parsed.data };
+  }
+
+  private headerAcceptable(token: string): boolean {
+    try {
+      const header: unknown = JSON.parse(Buffer.from(token.slice(0, token.indexOf(".")), "base64url").toString("utf8"));
+      if (typeof header !== "object" || header === null || Array.isArray(header)) return false;
+      const h = header as Record<string, unknown>;
+      if (h.alg !== "HS256") return false;
+      if (h.typ !== undefined && h.typ !== "JWT") return false;
+      return Object.keys(h).every((k) => HEADER_ALLOWED.has(k));
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * Refresh tokens are `<sessionId>.<256 random bits>`: the session id is not a
+ * secret (it is in every access token) and lets us rate-limit per session
+ * before touching the store. Only the SHA-256 of the whole token is stored.
+ */
+export function newRefreshToken(sessionId: string): { token: string; hash: string } {
+  const token = `${sessionId}.${randomBytes(32).toString("base64url")}`;
+  return { token, hash: hashRefreshToken(token) };
+}
+
+export function hashRefreshToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+export function sessionIdOfRefreshToken(token: string): string | null {
+  const m = /^([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{43}$/.exec(token);
+  return m ? m[1]! : null;
+}
+
+/** Opaque ids (users, sessions): 128 random bits, url-safe. */
+export function newId(): string {
+  return randomBytes(16).toString("base64url");
+}

@@ -1,0 +1,172 @@
+/**
+ * Configuration: parsed once from the environment into a frozen, typed object.
+ * Only main.ts passes process.env here; every other module receives a Config.
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+
+export interface RateLimit {
+  /** allowed events per window; 0 = limit switched off */
+  points: number;
+  /** window length in seconds */
+  durationSec: number;
+}
+
+export interface Config {
+  /** HTTP + socket.io port (default 3000) */
+  port: number;
+  /** bind address (default 127.0.0.1) */
+  host: string;
+  /** this node's name in logs, metrics and admin views (default `<hostname>:<port>`) */
+  nodeId: string;
+  /** unset = embedded single-node mode on the in-memory store */
+  redisUrl: string | undefined;
+  /** HS256 signing key bytes (random per process in embedded mode) */
+  jwtSecret: Buffer;
+  /** true when JWT_SECRET was generated because none was given */
+  jwtSecretGenerated: boolean;
+  jwtIssuer: string;
+  jwtAudience: string;
+  /** access token lifetime, ms (default 15m) */
+  accessTokenTtlMs: number;
+  /** refresh token lifetime, ms (default 30d) */
+  refreshTokenTtlMs: number;
+  /** if both set, the admin account is created or its password reset at start */
+  adminUsername: string | undefined;
+  adminPassword: string | undefined;
+  /** how long an out-of-sync node keeps admitting on cached revocation state, ms (default 5s) */
+  revocationMaxStalenessMs: number;
+  logLevel: string;
+  rateLimitLoginUser: RateLimit;
+  rateLimitLoginIp: RateLimit;
+  rateLimitHandshakeIp: RateLimit;
+  rateLimitRefreshSession: RateLimit;
+  /** origins allowed for HTTP and socket.io; empty = same origin only */
+  corsOrigins: string[];
+  /** express `trust proxy` value; undefined = do not trust */
+  trustProxy: string | number | boolean | undefined;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "900" (seconds), "15m", "500ms", "30d" -> milliseconds; NaN when malformed. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!m) return NaN;
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? "s"]!);
+}
+
+/** "10/15m" -> {points: 10, durationSec: 900}; "0" -> off. */
+export function parseRateLimit(text: string): RateLimit | undefined {
+  if (text.trim() === "0") return { points: 0, durationSec: 1 };
+  const m = /^\s*(\d+)\s*\/\s*(\d+)?\s*(s|m|h)\s*$/.exec(text);
+  if (!m) return undefined;
+  const durationSec = (Number(m[2] ?? 1) * UNIT_MS[m[3]!]!) / 1000;
+  return { points: Number(m[1]), durationSec };
+}
+
+const duration = (name: string, def: string, min = 1) =>
+  z
+    .string()
+    .default(def)
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (!Number.isFinite(ms) || ms < min) {
+        ctx.addIssue({ code: "custom", message: `${name} must be a duration like 900, 15m, 30d (got "${v}")` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const rateLimit = (name: string, def: string) =>
+  z
+    .string()
+    .default(def)
+    .transform((v, ctx) => {
+      const rl = parseRateLimit(v);
+      if (!rl) {
+        ctx.addIssue({ code: "custom", message: `${name} must be <count>/<window> like 10/15m, or 0 (got "${v}")` });
+        return z.NEVER;
+      }
+      return rl;
+    });
+
+const EnvSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  NODE_ID: z.string().min(1).max(128).optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
+    .optional(),
+  JWT_SECRET: z.string().min(32, "must be at least 32 bytes").optional(),
+  JWT_ISSUER: z.string().min(1).default("gatehouse"),
+  JWT_AUDIENCE: z.string().min(1).default("gatehouse-game"),
+  ACCESS_TOKEN_TTL: duration("ACCESS_TOKEN_TTL", "15m", 1000),
+  REFRESH_TOKEN_TTL: duration("REFRESH_TOKEN_TTL", "30d", 1000),
+  ADMIN_USERNAME: z.string().regex(/^[A-Za-z0-9_-]{3,32}$/, "must be 3-32 of [A-Za-z0-9_-]").optional(),
+  ADMIN_PASSWORD: z.string().min(8, "must be at least 8 characters").max(128).optional(),
+  REVOCATION_MAX_STALENESS: duration("REVOCATION_MAX_STALENESS", "5s", 0),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  RATE_LIMIT_LOGIN_USER: rateLimit("RATE_LIMIT_LOGIN_USER", "10/15m"),
+  RATE_LIMIT_LOGIN_IP: rateLimit("RATE_LIMIT_LOGIN_IP", "100/15m"),
+  RATE_LIMIT_HANDSHAKE_IP: rateLimit("RATE_LIMIT_HANDSHAKE_IP", "600/1m"),
+  RATE_LIMIT_REFRESH_SESSION: rateLimit("RATE_LIMIT_REFRESH_SESSION", "30/1m"),
+  CORS_ORIGINS: z.string().optional(),
+  TRUST_PROXY: z.string().optional(),
+});
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment; throws ConfigError with one line naming the variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings count as unset, as most shells and compose files intend.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? "environment");
+    const msg = issue.message.startsWith(name) ? issue.message : `${name}: ${issue.message}`;
+    throw new ConfigError(`invalid configuration: ${msg}`);
+  }
+  const e = parsed.data;
+  if (e.REDIS_URL && !e.JWT_SECRET) {
+    throw new ConfigError("invalid configuration: JWT_SECRET is required (>= 32 bytes) when REDIS_URL is set");
+  }
+  if (Boolean(e.ADMIN_USERNAME) !== Boolean(e.ADMIN_PASSWORD)) {
+    throw new ConfigError("invalid configuration: ADMIN_USERNAME and ADMIN_PASSWORD must be set together");
+  }
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    nodeId: e.NODE_ID ?? `${hostname()}:${e.PORT}`,
+    redisUrl: e.REDIS_URL,
+    jwtSecret: e.JWT_SECRET ? Buffer.from(e.JWT_SECRET, "utf8") : randomBytes(32),
+    jwtSecretGenerated: !e.JWT_SECRET,
+    jwtIssuer: e.JWT_ISSUER,
+    jwtAudience: e.JWT_AUDIENCE,
+    accessTokenTtlMs: e.ACCESS_TOKEN_TTL,
+    refreshTokenTtlMs: e.REFRESH_TOKEN_TTL,
+    adminUsername: e.ADMIN_USERNAME,
+    adminPassword: e.ADMIN_PASSWORD,
+    revocationMaxStalenessMs: e.REVOCATION_MAX_STALENESS,
+    logLevel: e.LOG_LEVEL,
+    rateLimitLoginUser: e.RATE_LIMIT_LOGIN_USER,
+    rateLimitLoginIp: e.RATE_LIMIT_LOGIN_IP,
+    rateLimitHandshakeIp: e.RATE_LIMIT_HANDSHAKE_IP,
+    rateLimitRefreshSession: e.RATE_LIMIT_REFRESH_SESSION,
+    corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean) : [],
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+  });
+}
+
+function parseTrustProxy(v: string | undefined): string | number | boolean | undefined {
+  if (v === undefined) return undefined;
+  if (v === "true") return true;
+  if (v === "false") return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v;
+}

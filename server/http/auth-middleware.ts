@@ -1,0 +1,52 @@
+/** Bearer authentication for HTTP, through the same check as the socket.io handshake. */
+import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { AccessClaims } from "../../shared/claims";
+import { ErrorCode, GatehouseError } from "../../shared/errors";
+import type { TokenCheck } from "../auth/check";
+import type { Store, UserRecord } from "../store/store";
+
+declare module "express-serve-static-core" {
+  interface Request {
+    claims?: AccessClaims;
+    admin?: UserRecord;
+  }
+}
+
+export function claimsOf(req: Request): AccessClaims {
+  if (!req.claims) throw new GatehouseError(ErrorCode.TOKEN_MISSING);
+  return req.claims;
+}
+
+export function requireAuth(check: TokenCheck): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const header = req.headers.authorization;
+    if (header === undefined) return next(new GatehouseError(ErrorCode.TOKEN_MISSING));
+    const m = /^Bearer ([^\s]+)$/i.exec(header);
+    if (!m) return next(new GatehouseError(ErrorCode.TOKEN_INVALID));
+    const result = check(m[1]);
+    if (!result.ok) return next(new GatehouseError(result.code));
+    req.claims = result.claims;
+    next();
+  };
+}
+
+/** Admin rights come from the user record, not the `role` claim alone: a demotion takes effect at once. */
+export function requireAdmin(check: TokenCheck, store: Store): RequestHandler[] {
+  const auth = requireAuth(check);
+  const admin: RequestHandler = async (req, _res, next) => {
+    const claims = claimsOf(req);
+    if (claims.role !== "admin") throw new GatehouseError(ErrorCode.FORBIDDEN);
+    const user = await store.getUser(claims.sub);
+    if (!user || user.role !== "admin") throw new GatehouseError(ErrorCode.FORBIDDEN);
+    req.admin = user;
+    next();
+  };
+  return [auth, admin];
+}
+
+/** Tokens in URLs end up in logs and Referer headers: refuse them before anything else. */
+export const refuseQueryTokens: RequestHandler = (req, _res, next) => {
+  const q = req.query as Record<string, unknown>;
+  if (q && ("access_token" in q || "token" in q)) return next(new GatehouseError(ErrorCode.TOKEN_INVALID, "Tokens in the query string are refused; use the Authorization header."));
+  next();
+};

@@ -1,0 +1,33 @@
+/** One error shape for every HTTP failure: {"error": {"code", "message"}} with an honest status. */
+import type { ErrorRequestHandler, Response } from "express";
+import type { Logger } from "pino";
+import { ErrorCode, GatehouseError, errorMessage, errorStatus } from "../../shared/errors";
+import { RateLimitedError } from "./rate-limits";
+
+export function sendError(res: Response, code: ErrorCode, message: string = errorMessage[code]): void {
+  if (code === ErrorCode.TOKEN_MISSING) {
+    res.setHeader("WWW-Authenticate", 'Bearer realm="gatehouse"');
+  } else if (errorStatus[code] === 401 && code.startsWith("TOKEN_")) {
+    // RFC 6750: tell Bearer clients the token itself is the problem.
+    res.setHeader("WWW-Authenticate", 'Bearer realm="gatehouse", error="invalid_token"');
+  }
+  res.status(errorStatus[code]).json({ error: { code, message } });
+}
+
+/** Last middleware: coded errors pass through; body-parser's become 400/413; the rest 500 (logged). */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    if (res.headersSent) return;
+    if (err instanceof RateLimitedError) res.setHeader("Retry-After", String(err.retryAfterSec));
+    if (err instanceof GatehouseError) return sendError(res, err.code, err.message);
+    const type = (err as { type?: string }).type;
+    if (type === "entity.too.large") return sendError(res, ErrorCode.PAYLOAD_TOO_LARGE);
+    if (type === "entity.parse.failed" || type === "encoding.unsupported" || type === "charset.unsupported") {
+      return sendError(res, ErrorCode.VALIDATION_FAILED, "The body is not valid JSON.");
+    }
+    const status = (err as { status?: number }).status;
+    if (status && status >= 400 && status < 500) return sendError(res, ErrorCode.VALIDATION_FAILED);
+    log.error({ err, path: req.path }, "unhandled error");
+    sendError(res, ErrorCode.INTERNAL);
+  };
+}

@@ -1,0 +1,109 @@
+/** /admin/*: cluster-wide player view, kick/ban/revoke, audit. Rights re-checked against the store on every call. */
+import { Router, type Request } from "express";
+import { ErrorCode, GatehouseError } from "../../shared/errors";
+import { AdminReasonBody, AuditQuery, BanBody, IdParam, type AuditEntry, type OnlinePlayer } from "../../shared/protocol";
+import { newId } from "../auth/tokens";
+import type { TokenCheck } from "../auth/check";
+import type { Clock } from "../clock";
+import type { Presence } from "../realtime/presence";
+import type { Revocations } from "../revocation/revocations";
+import type { Store } from "../store/store";
+import { requireAdmin } from "./auth-middleware";
+import { parse } from "./validate";
+
+export interface AdminRoutesDeps {
+  check: TokenCheck;
+  store: Store;
+  presence: Presence;
+  revocations: Revocations;
+  clock: Clock;
+}
+
+export function adminRoutes(d: AdminRoutesDeps): Router {
+  const r = Router();
+  r.use("/admin", ...requireAdmin(d.check, d.store));
+
+  const audit = async (req: Request, action: string, target?: string, detail?: Record<string, unknown>) => {
+    const admin = req.admin!;
+    const entry: AuditEntry = {
+      id: newId(),
+      at: new Date(d.clock.now()).toISOString(),
+      actorId: admin.id,
+      actorName: admin.username,
+      action,
+      ...(target !== undefined ? { target } : {}),
+      ...(detail !== undefined ? { detail } : {}),
+    };
+    await d.store.appendAudit(entry);
+  };
+
+  const existingUser = async (req: Request) => {
+    const userId = parse(IdParam, req.params.userId);
+    const user = await d.store.getUser(userId);
+    if (!user) throw new GatehouseError(ErrorCode.NOT_FOUND);
+    return user;
+  };
+
+  r.get("/admin/players", async (_req, res) => {
+    const byUser = new Map<string, OnlinePlayer>();
+    for (const p of await d.presence.list()) {
+      let player = byUser.get(p.userId);
+      if (!player) byUser.set(p.userId, (player = { userId: p.userId, username: p.username, sessions: [] }));
+      player.sessions.push({ sessionId: p.sessionId, nodeId: p.nodeId, connectedAt: new Date(p.connectedAt).toISOString() });
+    }
+    res.json([...byUser.values()].sort((a, b) => a.username.localeCompare(b.username)));
+  });
+
+  r.post("/admin/users/:userId/kick", async (req, res) => {
+    const user = await existingUser(req);
+    const body = parse(AdminReasonBody, req.body ?? {});
+    const e = await d.revocations.revoke({ kind: "user", userId: user.id, reason: "kicked" });
+    await audit(req, "kick", user.id, { username: user.username, ...(body.reason ? { reason: body.reason } : {}) });
+    res.status(202).json({ seq: e.seq });
+  });
+
+  r.post("/admin/users/:userId/ban", async (req, res) => {
+    const user = await existingUser(req);
+    const body = parse(BanBody, req.body ?? {});
+    const until = body.until ? Date.parse(body.until) : null;
+    if (until !== null && until <= d.clock.now()) throw new GatehouseError(ErrorCode.VALIDATION_FAILED, "Invalid until: must be in the future");
+    const e = await d.revocations.revoke({
+      kind: "user",
+      userId: user.id,
+      reason: "banned",
+      ban: { until, ...(body.reason ? { reason: body.reason } : {}) },
+    });
+    await audit(req, "ban", user.id, { username: user.username, until: body.until ?? null, ...(body.reason ? { reason: body.reason } : {}) });
+    res.status(202).json({ seq: e.seq });
+  });
+
+  r.delete("/admin/users/:userId/ban", async (req, res) => {
+    const user = await existingUser(req);
+    await d.revocations.revoke({ kind: "unban", userId: user.id, reason: "unbanned" });
+    await audit(req, "unban", user.id, { username: user.username });
+    res.status(204).end();
+  });
+
+  r.post("/admin/sessions/:sessionId/revoke", async (req, res) => {
+    const sessionId = parse(IdParam, req.params.sessionId);
+    const body = parse(AdminReasonBody, req.body ?? {});
+    const session = await d.store.getSession(sessionId);
+    if (!session) throw new GatehouseError(ErrorCode.NOT_FOUND);
+    const e = await d.revocations.revoke({ kind: "session", userId: session.userId, sessionId, reason: "session_revoked" });
+    await audit(req, "revoke_session", sessionId, { userId: session.userId, ...(body.reason ? { reason: body.reason } : {}) });
+    res.status(202).json({ seq: e.seq });
+  });
+
+  r.post("/admin/revoke-all", async (req, res) => {
+    const e = await d.revocations.revoke({ kind: "global", reason: "revoked_all" });
+    await audit(req, "revoke_all");
+    res.status(202).json({ seq: e.seq });
+  });
+
+  r.get("/admin/audit", async (req, res) => {
+    const { limit } = parse(AuditQuery, req.query);
+    res.json(await d.store.listAudit(limit));
+  });
+
+  return r;
+}

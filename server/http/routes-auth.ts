@@ -1,0 +1,89 @@
+/** /auth/* and /me: accounts, token pairs, logout. */
+import { Router, type Request } from "express";
+import { ErrorCode, GatehouseError } from "../../shared/errors";
+import { CredentialsBody, GuestBody, PasswordChangeBody, RefreshBody } from "../../shared/protocol";
+import { Accounts, publicUser } from "../auth/accounts";
+import type { TokenCheck } from "../auth/check";
+import { sessionIdOfRefreshToken } from "../auth/tokens";
+import type { Revocations } from "../revocation/revocations";
+import type { Store } from "../store/store";
+import { claimsOf, requireAuth } from "./auth-middleware";
+import { consume, ensureNotBlocked, type RateLimits } from "./rate-limits";
+import { parse } from "./validate";
+
+export interface AuthRoutesDeps {
+  accounts: Accounts;
+  check: TokenCheck;
+  store: Store;
+  revocations: Revocations;
+  limits: RateLimits;
+}
+
+const DEFAULT_DEVICE = "unknown device";
+
+export function authRoutes(d: AuthRoutesDeps): Router {
+  const r = Router();
+  const auth = requireAuth(d.check);
+  const ip = (req: Request) => req.ip ?? "unknown";
+
+  r.post("/auth/register", async (req, res) => {
+    await consume(d.limits.loginIp, ip(req));
+    const body = parse(CredentialsBody, req.body);
+    res.status(201).json(await d.accounts.register(body.username, body.password, body.device ?? DEFAULT_DEVICE));
+  });
+
+  r.post("/auth/login", async (req, res) => {
+    await consume(d.limits.loginIp, ip(req));
+    const body = parse(CredentialsBody, req.body);
+    const userKey = body.username.toLowerCase();
+    await ensureNotBlocked(d.limits.loginUser, userKey);
+    const user = await d.accounts.verifyCredentials(body.username, body.password);
+    if (!user) {
+      // Only failures count against the username, so a player is not locked out by their own logins.
+      await consume(d.limits.loginUser, userKey).catch(() => undefined);
+      throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
+    }
+    await d.limits.loginUser?.delete(userKey).catch(() => undefined);
+    res.json(await d.accounts.login(user, body.device ?? DEFAULT_DEVICE));
+  });
+
+  r.post("/auth/guest", async (req, res) => {
+    await consume(d.limits.loginIp, ip(req));
+    const body = parse(GuestBody, req.body ?? {});
+    res.status(201).json(await d.accounts.guest(body.device ?? "guest"));
+  });
+
+  r.post("/auth/refresh", async (req, res) => {
+    const body = parse(RefreshBody, req.body);
+    const sessionId = sessionIdOfRefreshToken(body.refreshToken);
+    if (!sessionId) throw new GatehouseError(ErrorCode.REFRESH_INVALID);
+    await consume(d.limits.refreshSession, sessionId);
+    res.json(await d.accounts.refresh(body.refreshToken));
+  });
+
+  r.post("/auth/logout", auth, async (req, res) => {
+    const c = claimsOf(req);
+    // Blacklist this very token as well as its session: covers it even if the session mark were missed.
+    await d.revocations.revoke({ kind: "session", userId: c.sub, sessionId: c.sid, jti: c.jti, jtiExp: c.exp * 1000, reason: "logout" });
+    res.status(204).end();
+  });
+
+  r.post("/auth/logout-all", auth, async (req, res) => {
+    await d.revocations.revoke({ kind: "user", userId: claimsOf(req).sub, reason: "logout_all" });
+    res.status(204).end();
+  });
+
+  r.post("/auth/password", auth, async (req, res) => {
+    const c = claimsOf(req);
+    const body = parse(PasswordChangeBody, req.body);
+    res.json(await d.accounts.changePassword(c.sub, c.sid, body.oldPassword, body.newPassword));
+  });
+
+  r.get("/me", auth, async (req, res) => {
+    const user = await d.store.getUser(claimsOf(req).sub);
+    if (!user) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
+    res.json(publicUser(user));
+  });
+
+  return r;
+}

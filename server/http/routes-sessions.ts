@@ -1,0 +1,43 @@
+/** GET /sessions and DELETE /sessions/:id: a player's own devices (sign out the stolen phone). */
+import { Router } from "express";
+import { ErrorCode, GatehouseError } from "../../shared/errors";
+import { IdParam, type SessionView } from "../../shared/protocol";
+import type { TokenCheck } from "../auth/check";
+import type { Clock } from "../clock";
+import type { Presence } from "../realtime/presence";
+import type { Revocations } from "../revocation/revocations";
+import type { Store } from "../store/store";
+import { claimsOf, requireAuth } from "./auth-middleware";
+import { parse } from "./validate";
+
+export function sessionRoutes(d: { check: TokenCheck; store: Store; presence: Presence; revocations: Revocations; clock: Clock }): Router {
+  const r = Router();
+  const auth = requireAuth(d.check);
+
+  r.get("/sessions", auth, async (req, res) => {
+    const c = claimsOf(req);
+    const [sessions, online] = await Promise.all([d.store.listSessions(c.sub, d.clock.now()), d.presence.list()]);
+    const onlineSessions = new Set(online.filter((p) => p.userId === c.sub).map((p) => p.sessionId));
+    const view: SessionView[] = sessions.map((s) => ({
+      sessionId: s.id,
+      device: s.device,
+      createdAt: new Date(s.createdAt).toISOString(),
+      lastSeenAt: new Date(s.lastSeenAt).toISOString(),
+      current: s.id === c.sid,
+      online: onlineSessions.has(s.id),
+    }));
+    res.json(view);
+  });
+
+  r.delete("/sessions/:sessionId", auth, async (req, res) => {
+    const c = claimsOf(req);
+    const sessionId = parse(IdParam, req.params.sessionId);
+    const session = await d.store.getSession(sessionId);
+    // 404 for someone else's session too: do not reveal that it exists.
+    if (!session || session.userId !== c.sub) throw new GatehouseError(ErrorCode.NOT_FOUND);
+    await d.revocations.revoke({ kind: "session", userId: c.sub, sessionId, reason: "session_revoked" });
+    res.status(204).end();
+  });
+
+  return r;
+}

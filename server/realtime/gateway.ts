@@ -1,0 +1,258 @@
+/**
+ * The socket.io side of authentication: the handshake check (io.use, so a
+ * refusal reaches the client as a coded connect_error — pitfall 5), live token
+ * expiry with in-band `auth:refresh`, and forced disconnects for revocations,
+ * found through local per-user / per-session indexes (O(covered sockets)).
+ */
+import type { DefaultEventsMap, Server, Socket } from "socket.io";
+import type { Logger } from "pino";
+import type { RateLimiterAbstract } from "rate-limiter-flexible";
+import type { AccessClaims } from "../../shared/claims";
+import { ErrorCode, GatehouseError, errorMessage } from "../../shared/errors";
+import { AuthRefreshPayload, Events, reasonText, type Ack, type RevocationReason } from "../../shared/protocol";
+import type { TokenCheck } from "../auth/check";
+import { consume } from "../http/rate-limits";
+import type { Clock } from "../clock";
+import type { Metrics } from "../metrics";
+import type { RevocationCache } from "../revocation/cache";
+import type { RevocationEvent } from "../store/store";
+import type { Presence } from "./presence";
+
+export interface SocketData {
+  claims: AccessClaims;
+  username: string;
+  connectedAt: number;
+  /** set once the server has decided to drop this socket, so it is dropped once */
+  revoked?: boolean;
+}
+export type GameSocket = Socket<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, SocketData>;
+
+export interface GatewayDeps {
+  io: Server;
+  check: TokenCheck;
+  cache: RevocationCache;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  presence: Presence;
+  nodeId: string;
+  handshakeLimiter: RateLimiterAbstract | null;
+  trustProxy: boolean;
+  /** username for a user id (cached by the caller; not part of the check) */
+  usernameOf(userId: string): Promise<string | null>;
+}
+
+/** Sockets dropped per event-loop turn during mass revocation (pitfall 13). */
+const DISCONNECT_BATCH = 250;
+/** Periodic insurance against a missed feed event (pitfall 1). */
+const SWEEP_INTERVAL_MS = 30_000;
+
+export class Gateway {
+  private readonly byUser = new Map<string, Set<GameSocket>>();
+  private readonly bySession = new Map<string, Set<GameSocket>>();
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly connectionHandlers: ((socket: GameSocket) => void)[] = [];
+
+  constructor(private readonly deps: GatewayDeps) {
+    const { io } = deps;
+    io.use((socket, next) => {
+      this.admit(socket as GameSocket).then(
+        () => next(),
+        (err: unknown) => {
+          const code = err instanceof GatehouseError ? err.code : ErrorCode.INTERNAL;
+          if (!(err instanceof GatehouseError)) deps.log.error({ err }, "handshake failed");
+          deps.metrics.handshakes.inc({ result: code });
+          next(Object.assign(new Error(code), { data: { code, message: errorMessage[code] } }));
+        },
+      );
+    });
+    io.on("connection", (socket) => this.onConnection(socket as GameSocket));
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
+  }
+
+  /** Lets other modules (the game) add handlers to every admitted socket. */
+  onSocket(handler: (socket: GameSocket) => void): void {
+    this.connectionHandlers.push(handler);
+  }
+
+  /** Number of live authenticated sockets on this node. */
+  get size(): number {
+    return this.deps.io.of("/").sockets.size;
+  }
+
+  /** Expiry timers held (one per live socket; tests use it to prove none leak). */
+  get pendingExpiryTimers(): number {
+    return this.expiryTimers.size;
+  }
+
+  /** Sessions with at least one live socket on this node. */
+  isSessionLocal(sessionId: string): boolean {
+    return (this.bySession.get(sessionId)?.size ?? 0) > 0;
+  }
+
+  /** Disconnects the local sockets an event covers (each re-checked, so replays and echoes are harmless). */
+  enforce(e: RevocationEvent): void {
+    switch (e.kind) {
+      case "session":
+        this.dropCovered(this.bySession.get(e.sessionId ?? ""));
+        break;
+      case "user":
+        this.dropCovered(this.byUser.get(e.userId ?? ""));
+        break;
+      case "global":
+        this.dropCovered(this.deps.io.of("/").sockets.values() as Iterable<GameSocket>);
+        break;
+      case "unban":
+        break;
+    }
+  }
+
+  /** Re-checks every local socket against the cache (after a resync, and periodically). */
+  sweep(): void {
+    this.dropCovered(this.deps.io.of("/").sockets.values() as Iterable<GameSocket>);
+  }
+
+  /**
+   * Shutdown: close every socket as a transport close (not a server
+   * disconnect), so clients reconnect to another node and lose no session.
+   */
+  closeAllAsTransportClose(): void {
+    for (const socket of this.deps.io.of("/").sockets.values()) socket.conn.close();
+  }
+
+  close(): void {
+    clearInterval(this.sweepTimer);
+    for (const t of this.expiryTimers.values()) clearTimeout(t);
+    this.expiryTimers.clear();
+  }
+
+  // ---- handshake ----
+
+  private async admit(socket: GameSocket): Promise<void> {
+    const hs = socket.handshake;
+    if (this.deps.handshakeLimiter) {
+      await consume(this.deps.handshakeLimiter, this.clientIp(socket));
+    }
+    // Tokens in URLs end up in proxy and access logs: refuse them outright.
+    if ("token" in hs.query || "access_token" in hs.query) throw new GatehouseError(ErrorCode.TOKEN_INVALID);
+    const auth: unknown = hs.auth;
+    const token = typeof auth === "object" && auth !== null ? (auth as Record<string, unknown>).token : undefined;
+    const result = this.deps.check(token);
+    if (!result.ok) throw new GatehouseError(result.code);
+    const username = await this.deps.usernameOf(result.claims.sub);
+    if (username === null) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
+    // Re-check: a revocation may have landed while we awaited the lookup.
+    if (this.deps.cache.coverage(result.claims, this.deps.clock.now())) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
+    socket.data = { claims: result.claims, username, connectedAt: this.deps.clock.now() };
+  }
+
+  private clientIp(socket: GameSocket): string {
+    if (this.deps.trustProxy) {
+      const xff = socket.handshake.headers["x-forwarded-for"];
+      const first = (Array.isArray(xff) ? xff[0] : xff)?.split(",")[0]?.trim();
+      if (first) return first;
+    }
+    return socket.handshake.address;
+  }
+
+  // ---- live sockets ----
+
+  private onConnection(socket: GameSocket): void {
+    const { claims } = socket.data;
+    this.deps.metrics.handshakes.inc({ result: "ok" });
+    this.deps.metrics.connectedSockets.inc();
+    addTo(this.byUser, claims.sub, socket);
+    addTo(this.bySession, claims.sid, socket);
+    this.scheduleExpiry(socket);
+    this.deps.presence.add({
+      socketId: socket.id,
+      userId: claims.sub,
+      username: socket.data.username,
+      sessionId: claims.sid,
+      nodeId: this.deps.nodeId,
+      connectedAt: socket.data.connectedAt,
+    });
+
+    socket.on(Events.AUTH_REFRESH, (payload: unknown, ack: unknown) => this.onAuthRefresh(socket, payload, ack));
+    socket.on("disconnect", () => {
+      this.deps.metrics.connectedSockets.dec();
+      removeFrom(this.byUser, claims.sub, socket);
+      removeFrom(this.bySession, claims.sid, socket);
+      clearTimeout(this.expiryTimers.get(socket.id));
+      this.expiryTimers.delete(socket.id);
+      this.deps.presence.remove(socket.id);
+    });
+    for (const handler of this.connectionHandlers) handler(socket);
+    // A revocation may have been applied between admit() and now.
+    this.dropCovered([socket]);
+  }
+
+  /** In-band token renewal: full check, same sub and sid, then the expiry timer moves. */
+  private onAuthRefresh(socket: GameSocket, payload: unknown, ack: unknown): void {
+    const reply = typeof ack === "function" ? (ack as (a: Ack<{ expiresAt: number }>) => void) : () => undefined;
+    const parsed = AuthRefreshPayload.safeParse(payload);
+    if (!parsed.success) return reply(fail(ErrorCode.VALIDATION_FAILED));
+    const result = this.deps.check(parsed.data.token);
+    if (!result.ok) return reply(fail(result.code));
+    const current = socket.data.claims;
+    if (result.claims.sub !== current.sub || result.claims.sid !== current.sid) return reply(fail(ErrorCode.TOKEN_INVALID));
+    socket.data.claims = result.claims;
+    this.scheduleExpiry(socket);
+    reply({ ok: true, expiresAt: result.claims.exp * 1000 });
+  }
+
+  private scheduleExpiry(socket: GameSocket): void {
+    clearTimeout(this.expiryTimers.get(socket.id));
+    const delay = Math.max(0, socket.data.claims.exp * 1000 - this.deps.clock.now());
+    const timer = setTimeout(() => {
+      this.expiryTimers.delete(socket.id);
+      this.drop(socket, "token_expired");
+    }, delay);
+    timer.unref();
+    this.expiryTimers.set(socket.id, timer);
+  }
+
+  /** Drops the sockets whose claims a live mark covers, in batches so a mass revocation does not stall the loop. */
+  private dropCovered(sockets: Iterable<GameSocket> | undefined): void {
+    if (!sockets) return;
+    const now = this.deps.clock.now();
+    const victims: [GameSocket, RevocationReason][] = [];
+    for (const socket of sockets) {
+      const covered = socket.data.claims ? this.deps.cache.coverage(socket.data.claims, now) : null;
+      if (covered) victims.push([socket, covered.reason]);
+    }
+    const dropBatch = (from: number): void => {
+      const end = Math.min(from + DISCONNECT_BATCH, victims.length);
+      for (let i = from; i < end; i++) this.drop(victims[i]![0], victims[i]![1]);
+      if (end < victims.length) setImmediate(() => dropBatch(end));
+    };
+    dropBatch(0);
+  }
+
+  /** Tell the client why, then a server-side disconnect: socket.io clients do not auto-reconnect after it. */
+  private drop(socket: GameSocket, reason: RevocationReason): void {
+    if (socket.data.revoked || !socket.connected) return;
+    socket.data.revoked = true;
+    this.deps.metrics.forcedDisconnects.inc({ reason });
+    socket.emit(Events.SESSION_REVOKED, { reason, message: reasonText[reason] });
+    socket.disconnect(true);
+  }
+}
+
+function fail(code: ErrorCode): { ok: false; error: { code: ErrorCode; message: string } } {
+  return { ok: false, error: { code, message: errorMessage[code] } };
+}
+
+function addTo(index: Map<string, Set<GameSocket>>, key: string, socket: GameSocket): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(socket);
+}
+
+function removeFrom(index: Map<string, Set<GameSocket>>, key: string, socket: GameSocket): void {
+  const set = index.get(key);
+  if (!set) return;
+  set.delete(socket);
+  if (set.size === 0) index.delete(key);
+}

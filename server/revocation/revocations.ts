@@ -1,0 +1,169 @@
+/**
+ * Revocations on this node: issuing them (durable + published via the store,
+ * then applied locally at once) and following the feed (cache + disconnects),
+ * with loss detection and resync (contract section 5, pitfalls 1).
+ */
+import type { Logger } from "pino";
+import type { Clock } from "../clock";
+import type { FeedSubscription, RevocationChange, RevocationEvent, Store } from "../store/store";
+import type { RevocationCache } from "./cache";
+
+export interface RevocationsOptions {
+  nodeId: string;
+  /** how long marks live: the access-token lifetime plus clock tolerance */
+  markTtlMs: number;
+  /** REVOCATION_MAX_STALENESS */
+  maxStalenessMs: number;
+  /** called for every event (local or from the feed): disconnect the covered sockets */
+  enforce(e: RevocationEvent): void;
+  /** called after a resync: every local socket must be re-checked against the cache */
+  sweep(): void;
+  onEventApplied?(e: RevocationEvent, source: "local" | "feed"): void;
+}
+
+const RESYNC_RETRY_MS = 250;
+const PURGE_INTERVAL_MS = 10_000;
+
+export class Revocations {
+  private subscription: FeedSubscription | undefined;
+  /** highest seq seen on the (ordered) feed; a jump means messages were lost */
+  private lastSeq = 0;
+  private synced = false;
+  /** when the node stopped being able to vouch for its cache (ms), if out of sync */
+  private unsyncedSince: number | null = null;
+  private resyncing: Promise<void> | null = null;
+  private resyncAgain = false;
+  /** bumped on every loss, so a resync that overlapped a loss does not claim sync */
+  private lossGeneration = 0;
+  /** the cache was complete at least once (before that, nothing may be admitted) */
+  private startedOnce = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly purgeTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly cache: RevocationCache,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly opts: RevocationsOptions,
+  ) {
+    this.purgeTimer = setInterval(() => this.cache.purge(this.clock.now()), PURGE_INTERVAL_MS).unref();
+  }
+
+  /** Subscribes, then loads the snapshot: resolves once the node is in sync. */
+  async start(): Promise<void> {
+    this.unsyncedSince = this.clock.now();
+    this.subscription = this.store.subscribe((e) => this.onFeedEvent(e), {
+      onLost: () => this.markLost("feed connection lost"),
+      onResumed: () => this.requestResync("feed resumed"),
+    });
+    await this.subscription.ready;
+    await this.resync();
+    if (!this.synced) throw new Error("could not load revocation state from the store");
+  }
+
+  /** Durable + published first (the store does both atomically), then enforced here without waiting for the echo. */
+  async revoke(change: RevocationChange): Promise<RevocationEvent> {
+    const event = await this.store.applyRevocation(change, {
+      now: this.clock.now(),
+      markTtlMs: this.opts.markTtlMs,
+      nodeId: this.opts.nodeId,
+    });
+    this.apply(event, "local");
+    return event;
+  }
+
+  /** True while checks may rely on the cache: in sync, or out of sync for at most the staleness window. */
+  available(): boolean {
+    if (this.synced) return true;
+    if (!this.startedOnce || this.unsyncedSince === null) return false;
+    return this.clock.now() - this.unsyncedSince <= this.opts.maxStalenessMs;
+  }
+
+  get inSync(): boolean {
+    return this.synced;
+  }
+
+  get seq(): number {
+    return this.lastSeq;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.purgeTimer);
+    clearTimeout(this.resyncTimer);
+    await this.subscription?.close();
+  }
+
+  private apply(e: RevocationEvent, source: "local" | "feed"): void {
+    this.cache.apply(e);
+    try {
+      this.opts.enforce(e);
+    } catch (err) {
+      this.log.error({ err, seq: e.seq }, "enforcing a revocation failed");
+    }
+    this.opts.onEventApplied?.(e, source);
+  }
+
+  private onFeedEvent(e: RevocationEvent): void {
+    if (this.synced && e.seq > this.lastSeq + 1) {
+      // A gap: something published between lastSeq and e.seq never reached us.
+      this.markLost(`seq gap ${this.lastSeq} -> ${e.seq}`);
+      this.requestResync("seq gap");
+    }
+    this.lastSeq = Math.max(this.lastSeq, e.seq);
+    // Our own events come back too: applying twice is harmless (marks are
+    // idempotent and enforcement re-checks each socket's claims).
+    this.apply(e, "feed");
+  }
+
+  private markLost(why: string): void {
+    this.lossGeneration++;
+    if (this.synced) {
+      this.log.warn({ why }, "revocation feed out of sync");
+      this.synced = false;
+      this.unsyncedSince = this.clock.now();
+    }
+  }
+
+  private requestResync(why: string): void {
+    this.log.info({ why }, "resyncing revocation state");
+    if (this.resyncing) this.resyncAgain = true;
+    else void this.resync();
+  }
+
+  /** Loads every live mark from the store, then re-checks local sockets against it. */
+  private resync(): Promise<void> {
+    if (this.resyncing) return this.resyncing;
+    const generation = this.lossGeneration;
+    this.resyncing = (async () => {
+      try {
+        const snapshot = await this.store.loadMarks(this.clock.now());
+        this.cache.load(snapshot);
+        this.lastSeq = Math.max(this.lastSeq, snapshot.seq);
+        // A loss during the load means the snapshot may predate missed events.
+        if (generation === this.lossGeneration) {
+          this.synced = true;
+          this.startedOnce = true;
+          this.unsyncedSince = null;
+        } else {
+          this.resyncAgain = true;
+        }
+        this.opts.sweep();
+        this.log.info({ seq: snapshot.seq, marks: this.cache.size(), synced: this.synced }, "revocation state loaded");
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, "resync failed; retrying");
+        this.resyncAgain = true;
+      } finally {
+        this.resyncing = null;
+      }
+      if (this.resyncAgain && !this.closed) {
+        this.resyncAgain = false;
+        clearTimeout(this.resyncTimer);
+        this.resyncTimer = setTimeout(() => void this.resync(), RESYNC_RETRY_MS).unref();
+      }
+    })();
+    return this.resyncing;
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * MemoryStore: the Store for embedded (single-process) mode, in plain Maps.
+ *
+ * Expiry: records and marks carry their expiresAt and are dropped lazily on
+ * read and by an unref'd sweep every 5 s, so state follows the live tokens.
+ * The backend never reads Date.now() (see store.ts): "store time" is the
+ * injected `now` option when given, else the latest time callers have shown
+ * it (every `now` argument and every createdAt), which is what the caller's
+ * clock says.
+ *
+ * Records are copied in and out, so callers can never mutate stored state
+ * (and behave as with Redis, which hands out fresh objects).
+ */
+import { ErrorCode, GatehouseError } from "../../shared/errors";
+import type { AuditEntry } from "../../shared/protocol";
+import type {
+  FeedStatusListener,
+  FeedSubscription,
+  MarkSnapshot,
+  RefreshRecord,
+  RevocationChange,
+  RevocationEvent,
+  RotateResult,
+  SessionRecord,
+  Store,
+  UserRecord,
+} from "./store";
+
+const SWEEP_INTERVAL_MS = 5_000;
+const AUDIT_MAX = 10_000;
+
+type RefreshState = "live" | "rotated" | "revoked";
+interface StoredRefresh {
+  rec: RefreshRecord;
+  /** rotated: reuse is detected; revoked: its session was revoked (kept so `invalid` can name the user) */
+  state: RefreshState;
+}
+interface Mark {
+  expiresAt: number;
+  reason?: string;
+}
+interface UserMark extends Mark {
+  version: number;
+  tokenValidAfter: number;
+}
+interface BanMark extends Mark {
+  until: number | null;
+}
+
+export interface MemoryStoreOptions {
+  /** store time; by default the latest time seen from callers */
+  now?: () => number;
+}
+
+export class MemoryStore implements Store {
+  readonly kind = "memory" as const;
+
+  private readonly users = new Map<string, UserRecord>();
+  /** lower-cased username -> user id */
+  private readonly usernames = new Map<string, string>();
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly userSessions = new Map<string, Set<string>>();
+  private readonly sessionRefresh = new Map<string, Set<string>>();
+  private readonly refresh = new Map<string, StoredRefresh>();
+
+  private readonly jtiMarks = new Map<string, Mark>();
+  private readonly sessionMarks = new Map<string, Mark>();
+  private readonly userMarks = new Map<string, UserMark>();
+  private readonly banMarks = new Map<string, BanMark>();
+  private globalMark: (Mark & { tokenValidAfter: number }) | null = null;
+  /** sessions created before this (ms) may not refresh; durable like the Redis key */
+  private refreshValidAfter = 0;
+
+  private seq = 0;
+  private readonly subscribers = new Set<(e: RevocationEvent) => void>();
+  /** oldest first; listAudit reverses */
+  private readonly audit: AuditEntry[] = [];
+
+  private latestNow = 0;
+  private readonly sweepTimer: NodeJS.Timeout;
+
+  constructor(private readonly opts: MemoryStoreOptions = {}) {
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
+
+  // ---- users ----
+
+  async createUser(user: UserRecord): Promise<void> {
+    this.observe(user.createdAt);
+    const key = user.username.toLowerCase();
+    if (this.usernames.has(key)) throw new GatehouseError(ErrorCode.USERNAME_TAKEN);
+    this.usernames.set(key, user.id);
+    this.users.set(user.id, clone(user));
+  }
+
+  async getUser(id: string): Promise<UserRecord | null> {
+    const u = this.users.get(id);
+    return u ? clone(u) : null;
+  }
+
+  async getUserByUsername(username: string): Promise<UserRecord | null> {
+    const id = this.usernames.get(username.toLowerCase());
+    return id === undefined ? null : this.getUser(id);
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string): Promise<void> {
+    const u = this.users.get(userId);
+    if (u) u.passwordHash = passwordHash;
+  }
+
+  async upsertAdmin(user: UserRecord): Promise<UserRecord> {
+    this.observe(user.createdAt);
+    const id = this.usernames.get(user.username.toLowerCase());
+    const existing = id === undefined ? undefined : this.users.get(id);
+    if (existing) {
+      existing.passwordHash = user.passwordHash;
+      existing.role = "admin";
+      return clone(existing);
+    }
+    const created: UserRecord = { ...clone(user), role: "admin" };
+    this.usernames.set(user.username.toLowerCase(), created.id);
+    this.users.set(created.id, created);
+    return clone(created);
+  }
+
+  // ---- sessions and refresh tokens ----
+
+  async createSession(session: SessionRecord, refresh: RefreshRecord): Promise<void> {
+    this.observe(session.createdAt);
+    this.sessions.set(session.id, clone(session));
+    addTo(this.userSessions, session.userId, session.id);
+    this.putRefresh(refresh, session.id);
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | null> {
+    const s = this.liveSession(sessionId, this.time());
+    return s ? clone(s) : null;
+  }
+
+  async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
+    this.observe(now);
+    const out: SessionRecord[] = [];
+    for (const sid of this.userSessions.get(userId) ?? []) {
+      const s = this.liveSession(sid, now);
+      if (s) out.push(clone(s));
+    }
+    return out.sort(newestFirst);
+  }
+
+  async rotateRefresh(oldHash: string, next: RefreshRecord, now: number): Promise<RotateResult> {
+    this.observe(now);
+    const old = this.refresh.get(oldHash);
+    if (!old) return { status: "invalid" };
+    const { userId, sessionId } = old.rec;
+    if (old.rec.expiresAt <= now) {
+      this.dropRefresh(oldHash);
+      return { status: "invalid", userId };
+    }
+    if (old.state === "revoked") return { status: "invalid", userId };
+    if (old.state === "rotated") return { status: "reused", sessionId, userId };
+    const session = this.liveSession(sessionId, now);
+    if (!session || session.createdAt < this.refreshValidAfter) return { status: "invalid", userId };
+
+    old.state = "rotated";
+    // The record's owner is authoritative: the caller only knows the token.
+    this.putRefresh({ ...next, sessionId, userId }, sessionId);
+    session.lastSeenAt = now;
+    // The chain slides: the session lives as long as its newest refresh token.
+    session.expiresAt = Math.max(session.expiresAt, next.expiresAt);
+    return { status: "ok", session: clone(session) };
+  }
+
+  // ---- revocation ----
+
+  async applyRevocation(change: RevocationChange, ctx: { now: number; markTtlMs: number; nodeId: string }): Promise<RevocationEvent> {
+    const { now, markTtlMs, nodeId } = ctx;
+    this.observe(now);
+    const expiresAt = now + markTtlMs;
+    const event: RevocationEvent = { seq: 0, kind: change.kind, reason: change.reason, at: now, expiresAt, nodeId };
+
+    switch (change.kind) {
+      case "session": {
+        this.killSession(change.sessionId);
+        this.sessionMarks.set(change.sessionId, laterMark(this.sessionMarks.get(change.sessionId), { expiresAt, reason: change.reason }));
+        Object.assign(event, { userId: change.userId, sessionId: change.sessionId });
+        if (change.jti) {
+          const jtiExp = change.jtiExp ?? expiresAt;
+          if (jtiExp > now) this.jtiMarks.set(change.jti, laterMark(this.jtiMarks.get(change.jti), { expiresAt: jtiExp, reason: change.reason }));
+          event.jti = change.jti;
+        }
+        break;
+      }
+      case "user": {
+        const tokenValidAfter = nextSecond(now);
+        const user = this.users.get(change.userId);
+        // An unknown user gets marks (harmless) but no half-made record.
+        let version = 0;
+        if (user) {
+          version = ++user.version;
+          user.tokenValidAfter = tokenValidAfter;
+          if (change.ban) user.ban = { ...change.ban };
+        }
+        for (const sid of [...(this.userSessions.get(change.userId) ?? [])]) this.killSession(sid);
+        this.userSessions.delete(change.userId);
+        this.userMarks.set(change.userId, { version, tokenValidAfter, expiresAt, reason: change.reason });
+        if (change.ban) {
+          const banExpiresAt = banMarkExpiry(change.ban.until, expiresAt);
+          if (banExpiresAt > now) this.banMarks.set(change.userId, { until: change.ban.until, expiresAt: banExpiresAt });
+          event.ban = { ...change.ban };
+        }
+        Object.assign(event, { userId: change.userId, tokenValidAfter, version });
+        break;
+      }
+      case "unban": {
+        const user = this.users.get(change.userId);
+        if (user) user.ban = null;
+        this.banMarks.delete(change.userId);
+        event.userId = change.userId;
+        break;
+      }
+      case "global": {
+        const tokenValidAfter = nextSecond(now);
+        this.globalMark = { tokenValidAfter, expiresAt, reason: change.reason };
+        this.refreshValidAfter = Math.max(this.refreshValidAfter, now);
+        event.tokenValidAfter = tokenValidAfter;
+        break;
+      }
+    }
+    event.seq = ++this.seq;
+
+    // Durable part done; deliver like a feed would (our own node included).
+    for (const fn of [...this.subscribers]) {
+      try {
+        fn(clone(event));
+      } catch {
+        // A subscriber's failure is its own (Revocations logs its errors); others still get the event.
+      }
+    }
+    return event;
+  }
+
+  async loadMarks(now: number): Promise<MarkSnapshot> {
+    this.observe(now);
+    this.purgeMarks(now);
+    const g = this.globalMark;
+    return {
+      seq: this.seq,
+      jtis: [...this.jtiMarks].map(([jti, m]) => ({ jti, expiresAt: m.expiresAt, reason: m.reason })),
+      sessions: [...this.sessionMarks].map(([sessionId, m]) => ({ sessionId, expiresAt: m.expiresAt, reason: m.reason })),
+      users: [...this.userMarks].map(([userId, m]) => ({
+        userId,
+        version: m.version,
+        tokenValidAfter: m.tokenValidAfter,
+        expiresAt: m.expiresAt,
+        reason: m.reason,
+      })),
+      bans: [...this.banMarks].map(([userId, m]) => ({ userId, until: m.until, expiresAt: m.expiresAt })),
+      global: g ? { tokenValidAfter: g.tokenValidAfter, expiresAt: g.expiresAt } : null,
+    };
+  }
+
+  subscribe(onEvent: (e: RevocationEvent) => void, _status: FeedStatusListener): FeedSubscription {
+    // In-process delivery cannot be lost, so `status` never fires.
+    this.subscribers.add(onEvent);
+    return {
+      ready: Promise.resolve(),
+      close: async () => {
+        this.subscribers.delete(onEvent);
+      },
+    };
+  }
+
+  // ---- audit ----
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    this.audit.push(clone(entry));
+    if (this.audit.length > AUDIT_MAX) this.audit.splice(0, this.audit.length - AUDIT_MAX);
+  }
+
+  async listAudit(limit: number): Promise<AuditEntry[]> {
+    if (limit <= 0) return [];
+    return this.audit.slice(-limit).reverse().map(clone);
+  }
+
+  async ping(): Promise<boolean> {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    this.subscribers.clear();
+  }
+
+  // ---- housekeeping ----
+
+  /** Counts of stored state, for tests that prove memory stays bounded. */
+  stats(): { users: number; sessions: number; refresh: number; marks: number } {
+    const marks = this.jtiMarks.size + this.sessionMarks.size + this.userMarks.size + this.banMarks.size + (this.globalMark ? 1 : 0);
+    return { users: this.users.size, sessions: this.sessions.size, refresh: this.refresh.size, marks };
+  }
+
+  /** Drops everything expired at `now` (default: store time). Runs on the timer; public for tests. */
+  sweep(now?: number): void {
+    if (now !== undefined) this.observe(now);
+    const t = now ?? this.time();
+    this.purgeMarks(t);
+    for (const [hash, r] of this.refresh) if (r.rec.expiresAt <= t) this.dropRefresh(hash);
+    for (const [sid, s] of this.sessions) if (s.expiresAt <= t) this.dropSession(sid);
+  }
+
+  private time(): number {
+    return this.opts.now ? this.opts.now() : this.latestNow;
+  }
+
+  private observe(t: number): void {
+    if (t > this.latestNow) this.latestNow = t;
+  }
+
+  private purgeMarks(now: number): void {
+    for (const map of [this.jtiMarks, this.sessionMarks, this.userMarks, this.banMarks] as Map<string, Mark>[]) {
+      for (const [k, m] of map) if (m.expiresAt <= now) map.delete(k);
+    }
+    if (this.globalMark && this.globalMark.expiresAt <= now) this.globalMark = null;
+  }
+
+  /** The session if present and unexpired at `now`; an expired one is dropped on the way. */
+  private liveSession(sessionId: string, now: number): SessionRecord | undefined {
+    const s = this.sessions.get(sessionId);
+    if (s && s.expiresAt <= now) {
+      this.dropSession(sessionId);
+      return undefined;
+    }
+    return s;
+  }
+
+  private putRefresh(rec: RefreshRecord, sessionId: string): void {
+    this.refresh.set(rec.hash, { rec: clone(rec), state: "live" });
+    addTo(this.sessionRefresh, sessionId, rec.hash);
+  }
+
+  private dropRefresh(hash: string): void {
+    const r = this.refresh.get(hash);
+    if (!r) return;
+    this.refresh.delete(hash);
+    removeFrom(this.sessionRefresh, r.rec.sessionId, hash);
+  }
+
+  /** Session and index gone; its refresh records stay as "revoked" tombstones until their own expiry. */
+  private killSession(sessionId: string): void {
+    for (const hash of this.sessionRefresh.get(sessionId) ?? []) {
+      const r = this.refresh.get(hash);
+      if (r) r.state = "revoked";
+    }
+    this.dropSession(sessionId);
+  }
+
+  private dropSession(sessionId: string): void {
+    const s = this.sessions.get(sessionId);
+    this.sessions.delete(sessionId);
+    if (s) removeFrom(this.userSessions, s.userId, sessionId);
+    // Tombstoned/rotated refresh records keep their own expiry; the index is no longer needed once the session is gone.
+    this.sessionRefresh.delete(sessionId);
+  }
+}
+
+/** tokenValidAfter: the next whole second, in seconds (see pitfalls 15). */
+function nextSecond(nowMs: number): number {
+  return Math.floor(nowMs / 1000) + 1;
+}
+
+/** A banned user gets no new tokens, so the ban mark need not outlive the tokens it covers. */
+function banMarkExpiry(until: number | null, markExpiresAt: number): number {
+  return until === null ? markExpiresAt : Math.min(until, markExpiresAt);
+}
+
+function laterMark(prev: Mark | undefined, next: Mark): Mark {
+  return prev && prev.expiresAt > next.expiresAt ? prev : next;
+}
+
+function newestFirst(a: SessionRecord, b: SessionRecord): number {
+  return b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}
+
+function addTo(index: Map<string, Set<string>>, key: string, value: string): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, value: string): void {
+  const set = index.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) index.delete(key);
+}

@@ -1,0 +1,178 @@
+/**
+ * The Store: users, sessions, refresh tokens, revocation marks + the revocation
+ * feed's durable half, and the audit log. Two backends: MemoryStore (embedded
+ * mode) and RedisStore (cluster mode), chosen once in app.ts. Both pass the same
+ * contract suite (test/integration/store.contract.test.ts).
+ *
+ * Times are epoch milliseconds everywhere, taken from the `now` the caller passes
+ * (the injected clock), never from Date.now() inside a backend, so tests can
+ * move time. Redis keys get real TTLs computed from those same times.
+ */
+import type { Role } from "../../shared/claims";
+import type { RevocationReason, AuditEntry } from "../../shared/protocol";
+
+export interface Ban {
+  /** epoch ms; null = permanent */
+  until: number | null;
+  reason?: string;
+}
+
+export interface UserRecord {
+  id: string;
+  username: string;
+  role: Role;
+  /** scrypt hash string (see auth/passwords.ts); null for guests, who cannot log in by password */
+  passwordHash: string | null;
+  guest: boolean;
+  createdAt: number;
+  /** token version; bumped by every user-wide revocation */
+  version: number;
+  /** tokens with iat (seconds) below this are dead; 0 = none */
+  tokenValidAfter: number;
+  ban: Ban | null;
+}
+
+export interface SessionRecord {
+  id: string;
+  userId: string;
+  device: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** when the session's refresh token chain expires (the session record expires then too) */
+  expiresAt: number;
+}
+
+export interface RefreshRecord {
+  /** SHA-256 hex of the opaque refresh token; the token itself is never stored */
+  hash: string;
+  sessionId: string;
+  userId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export type RotateResult =
+  | { status: "ok"; session: SessionRecord }
+  /**
+   * unknown or expired hash, or its session is gone; `userId` when the record
+   * is known (so the caller can answer USER_BANNED to a banned user's refresh)
+   */
+  | { status: "invalid"; userId?: string }
+  /** the hash was already rotated: the caller must revoke the session */
+  | { status: "reused"; sessionId: string; userId: string };
+
+/**
+ * A revocation as requested by a route. `applyRevocation` makes it durable
+ * (marks with TTLs, session/refresh state), assigns it the next `seq`, and
+ * publishes the resulting RevocationEvent, all in one atomic step.
+ */
+export type RevocationChange =
+  /** one session: its refresh tokens die, `sid` mark until now+markTtl; optionally one jti blacklisted until jtiExp */
+  | { kind: "session"; userId: string; sessionId: string; jti?: string; jtiExp?: number; reason: RevocationReason }
+  /**
+   * every session of a user: version+1, tokenValidAfter = next whole second,
+   * all sessions and refresh tokens deleted, user mark until now+markTtl;
+   * with `ban`, the user record's ban is set and a ban mark kept until
+   * min(ban.until, now+markTtl)
+   */
+  | { kind: "user"; userId: string; ban?: Ban; reason: RevocationReason }
+  /** clears the user's ban (record and mark); reason is informational */
+  | { kind: "unban"; userId: string; reason: "unbanned" }
+  /** global tokenValidAfter = next whole second; every session's refresh tokens are refused from then on */
+  | { kind: "global"; reason: RevocationReason };
+
+/** What travels on the feed (small, typed; see contract section 5). */
+export interface RevocationEvent {
+  seq: number;
+  kind: "session" | "user" | "unban" | "global";
+  userId?: string;
+  sessionId?: string;
+  jti?: string;
+  /** seconds; for user and global */
+  tokenValidAfter?: number;
+  /** the user's new version, for user */
+  version?: number;
+  ban?: Ban;
+  reason: RevocationReason | "unbanned";
+  /** epoch ms when applied */
+  at: number;
+  /** epoch ms when the marks this event created expire */
+  expiresAt: number;
+  /** the node that issued it (it has applied it locally already) */
+  nodeId: string;
+}
+
+/** Revocation marks still alive, as loaded by a node at start or after losing the feed. */
+export interface MarkSnapshot {
+  /** highest seq whose marks are included */
+  seq: number;
+  /** `reason` is the revocation reason that created the mark (so a node that missed the event can tell its sockets why) */
+  jtis: { jti: string; expiresAt: number; reason?: string }[];
+  sessions: { sessionId: string; expiresAt: number; reason?: string }[];
+  users: { userId: string; version: number; tokenValidAfter: number; expiresAt: number; reason?: string }[];
+  bans: { userId: string; until: number | null; expiresAt: number }[];
+  global: { tokenValidAfter: number; expiresAt: number } | null;
+}
+
+export interface FeedSubscription {
+  /** resolves once subscribed (events published after this are delivered) */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface FeedStatusListener {
+  /** the subscription dropped: events may be lost until the next `resumed` */
+  onLost(): void;
+  /** subscribed again; the caller must resync from a snapshot before trusting its cache */
+  onResumed(): void;
+}
+
+export interface Store {
+  /** "memory" or "redis", for logs and /readyz */
+  readonly kind: "memory" | "redis";
+
+  // ---- users ----
+  /** throws GatehouseError(USERNAME_TAKEN) if the username (case-insensitive) exists */
+  createUser(user: UserRecord): Promise<void>;
+  getUser(id: string): Promise<UserRecord | null>;
+  /** case-insensitive */
+  getUserByUsername(username: string): Promise<UserRecord | null>;
+  setPasswordHash(userId: string, passwordHash: string): Promise<void>;
+  /** creates the admin or resets its password and role; idempotent and safe from several nodes at once */
+  upsertAdmin(user: UserRecord): Promise<UserRecord>;
+
+  // ---- sessions and refresh tokens ----
+  /** creates the session and its first refresh token atomically */
+  createSession(session: SessionRecord, refresh: RefreshRecord): Promise<void>;
+  /** null when missing, revoked or expired */
+  getSession(sessionId: string): Promise<SessionRecord | null>;
+  /** the user's live sessions, newest first */
+  listSessions(userId: string, now: number): Promise<SessionRecord[]>;
+  /**
+   * atomically: if `oldHash` is live and unrotated, mark it rotated (kept until
+   * its own expiry so reuse is detected), store `next`, set lastSeenAt = now.
+   * Refused ("invalid") if the session was created before the global
+   * refresh-valid-after (revoke-all).
+   */
+  rotateRefresh(oldHash: string, next: RefreshRecord, now: number): Promise<RotateResult>;
+
+  // ---- revocation ----
+  /**
+   * durable + seq + publish in one atomic step; `markTtlMs` is how long marks
+   * must live (the longest access-token lifetime they cover, plus clock tolerance).
+   */
+  applyRevocation(change: RevocationChange, ctx: { now: number; markTtlMs: number; nodeId: string }): Promise<RevocationEvent>;
+  /** every live mark (expiresAt > now) and the seq they reflect */
+  loadMarks(now: number): Promise<MarkSnapshot>;
+  /** delivers every event published after `ready`, including this node's own */
+  subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener): FeedSubscription;
+
+  // ---- audit ----
+  appendAudit(entry: AuditEntry): Promise<void>;
+  /** newest first */
+  listAudit(limit: number): Promise<AuditEntry[]>;
+
+  /** true when the backend answers (for /readyz) */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,494 @@
+/**
+ * The Store contract (server/store/store.ts), run unchanged against both
+ * backends: MemoryStore, and RedisStore on a redis-server this file starts.
+ *
+ * Times: every `now` is real time (Redis TTLs are real time). Where a test
+ * needs time to pass, `passTime` lets it pass as the backend sees it: memory
+ * follows the times callers show it, Redis needs the wall clock to move.
+ */
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ErrorCode, GatehouseError } from "../../shared/errors";
+import type { AuditEntry } from "../../shared/protocol";
+import { MemoryStore } from "../../server/store/memory";
+import { RedisStore } from "../../server/store/redis";
+import type { RefreshRecord, RevocationEvent, SessionRecord, Store, UserRecord } from "../../server/store/store";
+import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { waitFor } from "../helpers/wait";
+
+interface Harness {
+  /** a fresh, empty store */
+  create(): Promise<Store>;
+  /** lets time pass beyond epoch-ms `t`, as the backend sees it */
+  passTime(store: Store, t: number): Promise<void>;
+  /** how much is stored (memory: record and mark counts; Redis: DBSIZE) */
+  stateSize(store: Store): Promise<number>;
+}
+
+const CTX = { markTtlMs: 60_000, nodeId: "node-test" };
+const HOUR = 3_600_000;
+let counter = 0;
+const uid = (p: string) => `${p}${++counter}x${Math.random().toString(36).slice(2, 8)}`;
+
+function user(over: Partial<UserRecord> = {}): UserRecord {
+  const id = over.id ?? uid("u");
+  return {
+    id,
+    username: `name_${id}`,
+    role: "player",
+    passwordHash: "scrypt$hash",
+    guest: false,
+    createdAt: Date.now(),
+    version: 0,
+    tokenValidAfter: 0,
+    ban: null,
+    ...over,
+  };
+}
+
+function session(userId: string, over: Partial<SessionRecord> = {}): { session: SessionRecord; refresh: RefreshRecord } {
+  const now = over.createdAt ?? Date.now();
+  const s: SessionRecord = { id: uid("s"), userId, device: "test", createdAt: now, lastSeenAt: now, expiresAt: now + HOUR, ...over };
+  return { session: s, refresh: { hash: uid("h"), sessionId: s.id, userId, createdAt: now, expiresAt: s.expiresAt } };
+}
+
+function nextRefresh(sessionId: string, now: number, ttl = HOUR): RefreshRecord {
+  // userId is left empty on purpose: the store takes it from the old record (as accounts.ts does)
+  return { hash: uid("h"), sessionId, userId: "", createdAt: now, expiresAt: now + ttl };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (err) {
+    return err instanceof GatehouseError ? err.code : `not a GatehouseError: ${String(err)}`;
+  }
+}
+
+function contract(h: Harness): void {
+  let store: Store;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  beforeEach(async () => {
+    store = await h.create();
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0)) await c();
+    await store.close();
+  });
+
+  /** Subscribes and collects events. */
+  async function feed(): Promise<RevocationEvent[]> {
+    const events: RevocationEvent[] = [];
+    const sub = store.subscribe((e) => events.push(e), { onLost: () => {}, onResumed: () => {} });
+    cleanups.push(() => sub.close());
+    await sub.ready;
+    return events;
+  }
+
+  async function newUserWithSession(): Promise<{ u: UserRecord; s: SessionRecord; r: RefreshRecord }> {
+    const u = user();
+    await store.createUser(u);
+    const { session: s, refresh: r } = session(u.id);
+    await store.createSession(s, r);
+    return { u, s, r };
+  }
+
+  describe("users", () => {
+    it("creates and reads users by id and by username, case-insensitively", async () => {
+      const u = user({ username: "Alice_One", ban: { until: null, reason: "x" } });
+      const guest = user({ username: "guest-abc", passwordHash: null, guest: true });
+      await store.createUser(u);
+      await store.createUser(guest);
+      expect(store.kind).toMatch(/^(memory|redis)$/);
+      expect(await store.getUser(u.id)).toEqual(u);
+      expect(await store.getUser(guest.id)).toEqual(guest);
+      expect(await store.getUserByUsername("alice_one")).toEqual(u);
+      expect(await store.getUserByUsername("ALICE_ONE")).toEqual(u);
+      expect(await store.getUser("nobody")).toBeNull();
+      expect(await store.getUserByUsername("nobody")).toBeNull();
+    });
+
+    it("refuses a taken username (any case) with USERNAME_TAKEN", async () => {
+      await store.createUser(user({ username: "Bob" }));
+      expect(await codeOf(store.createUser(user({ username: "bOB" })))).toBe(ErrorCode.USERNAME_TAKEN);
+    });
+
+    it("lets exactly one of two concurrent creates of the same name win", async () => {
+      const a = user({ username: "Carol" });
+      const b = user({ username: "carol" });
+      const results = await Promise.allSettled([store.createUser(a), store.createUser(b)]);
+      const won = results.filter((r) => r.status === "fulfilled");
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+      expect(won).toHaveLength(1);
+      expect(lost).toHaveLength(1);
+      expect((lost[0]!.reason as GatehouseError).code).toBe(ErrorCode.USERNAME_TAKEN);
+      const winner = results[0]!.status === "fulfilled" ? a : b;
+      expect((await store.getUserByUsername("CAROL"))?.id).toBe(winner.id);
+    });
+
+    it("sets the password hash", async () => {
+      const u = user();
+      await store.createUser(u);
+      await store.setPasswordHash(u.id, "scrypt$new");
+      expect((await store.getUser(u.id))?.passwordHash).toBe("scrypt$new");
+      await store.setPasswordHash("nobody", "scrypt$x"); // no-op, no half user
+      expect(await store.getUser("nobody")).toBeNull();
+    });
+
+    it("upserts the admin idempotently (same id, new password, role admin)", async () => {
+      const first = await store.upsertAdmin(user({ username: "Admin", role: "admin", passwordHash: "scrypt$1" }));
+      expect(first.role).toBe("admin");
+      const second = await store.upsertAdmin(user({ username: "admin", role: "admin", passwordHash: "scrypt$2" }));
+      expect(second.id).toBe(first.id);
+      expect(second.passwordHash).toBe("scrypt$2");
+      expect(second.role).toBe("admin");
+      expect(await store.getUser(first.id)).toEqual(second);
+      // from several nodes at once: still one admin
+      const many = await Promise.all([1, 2, 3].map((i) => store.upsertAdmin(user({ username: "ADMIN", role: "admin", passwordHash: `scrypt$${i}` }))));
+      expect(new Set(many.map((m) => m.id))).toEqual(new Set([first.id]));
+    });
+
+    it("upsertAdmin promotes an existing user of that name", async () => {
+      const u = user({ username: "boss" });
+      await store.createUser(u);
+      const admin = await store.upsertAdmin(user({ username: "Boss", role: "admin", passwordHash: "scrypt$b" }));
+      expect(admin).toMatchObject({ id: u.id, role: "admin", passwordHash: "scrypt$b" });
+    });
+  });
+
+  describe("sessions and refresh tokens", () => {
+    it("creates, reads and lists sessions newest first, only the user's own", async () => {
+      const u = user();
+      const other = user();
+      await store.createUser(u);
+      await store.createUser(other);
+      const now = Date.now();
+      const older = session(u.id, { createdAt: now - 2000 });
+      const newer = session(u.id, { createdAt: now - 1000 });
+      const theirs = session(other.id);
+      for (const x of [older, newer, theirs]) await store.createSession(x.session, x.refresh);
+
+      expect(await store.getSession(older.session.id)).toEqual(older.session);
+      expect(await store.getSession("missing")).toBeNull();
+      const list = await store.listSessions(u.id, now);
+      expect(list.map((s) => s.id)).toEqual([newer.session.id, older.session.id]);
+      expect(list[0]).toEqual(newer.session);
+      expect(await store.listSessions("nobody", now)).toEqual([]);
+      // sessions past their expiry are not live
+      expect(await store.listSessions(u.id, now + 2 * HOUR)).toEqual([]);
+    });
+
+    it("rotates: the new token works, the old one is then reused", async () => {
+      const { u, s, r } = await newUserWithSession();
+      const t1 = Date.now() + 10;
+      const n1 = nextRefresh(s.id, t1);
+      const res = await store.rotateRefresh(r.hash, n1, t1);
+      expect(res).toEqual({ status: "ok", session: { ...s, lastSeenAt: t1, expiresAt: n1.expiresAt } });
+      expect((await store.getSession(s.id))?.lastSeenAt).toBe(t1);
+
+      const t2 = t1 + 10;
+      const n2 = nextRefresh(s.id, t2);
+      expect((await store.rotateRefresh(n1.hash, n2, t2)).status).toBe("ok");
+      expect(await store.rotateRefresh(r.hash, nextRefresh(s.id, t2), t2)).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
+      expect(await store.rotateRefresh(n1.hash, nextRefresh(s.id, t2), t2)).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
+    });
+
+    it("answers invalid for unknown and expired refresh tokens", async () => {
+      const { u, s, r } = await newUserWithSession();
+      const now = Date.now();
+      expect(await store.rotateRefresh("unknown", nextRefresh(s.id, now), now)).toEqual({ status: "invalid" });
+      const late = r.expiresAt + 1000;
+      const expired = await store.rotateRefresh(r.hash, nextRefresh(s.id, late), late);
+      expect(expired.status).toBe("invalid");
+      if (expired.status === "invalid" && expired.userId !== undefined) expect(expired.userId).toBe(u.id);
+    });
+  });
+
+  describe("revocation", () => {
+    it("session: kills the session and its refresh tokens, marks sid and jti, publishes", async () => {
+      const events = await feed();
+      const { u, s, r } = await newUserWithSession();
+      const keep = session(u.id);
+      await store.createSession(keep.session, keep.refresh);
+      const now = Date.now();
+      const jtiExp = now + 30_000;
+
+      const e = await store.applyRevocation(
+        { kind: "session", userId: u.id, sessionId: s.id, jti: "jti-1", jtiExp, reason: "logout" },
+        { now, ...CTX },
+      );
+      expect(e).toEqual({
+        seq: 1,
+        kind: "session",
+        userId: u.id,
+        sessionId: s.id,
+        jti: "jti-1",
+        reason: "logout",
+        at: now,
+        expiresAt: now + CTX.markTtlMs,
+        nodeId: CTX.nodeId,
+      });
+      await waitFor(() => events.length === 1, { message: "event delivered" });
+      expect(events[0]).toEqual(e);
+
+      expect(await store.getSession(s.id)).toBeNull();
+      const res = await store.rotateRefresh(r.hash, nextRefresh(s.id, now), now);
+      expect(res.status).toBe("invalid");
+      if (res.status === "invalid" && res.userId !== undefined) expect(res.userId).toBe(u.id);
+      expect((await store.listSessions(u.id, now)).map((x) => x.id)).toEqual([keep.session.id]);
+      expect((await store.rotateRefresh(keep.refresh.hash, nextRefresh(keep.session.id, now), now)).status).toBe("ok");
+
+      const marks = await store.loadMarks(now);
+      expect(marks.seq).toBe(1);
+      expect(marks.sessions).toEqual([{ sessionId: s.id, expiresAt: now + CTX.markTtlMs, reason: "logout" }]);
+      expect(marks.jtis).toEqual([{ jti: "jti-1", expiresAt: jtiExp, reason: "logout" }]);
+      expect(marks.users).toEqual([]);
+      expect(marks.bans).toEqual([]);
+      expect(marks.global).toBeNull();
+    });
+
+    it("session: a rotated (old) refresh token of a revoked session is dead too", async () => {
+      const { u, s, r } = await newUserWithSession();
+      const now = Date.now();
+      const n1 = nextRefresh(s.id, now);
+      await store.rotateRefresh(r.hash, n1, now);
+      await store.applyRevocation({ kind: "session", userId: u.id, sessionId: s.id, reason: "refresh_reused" }, { now, ...CTX });
+      for (const hash of [r.hash, n1.hash]) {
+        expect(["invalid", "reused"]).toContain((await store.rotateRefresh(hash, nextRefresh(s.id, now), now)).status);
+      }
+      expect((await store.rotateRefresh(n1.hash, nextRefresh(s.id, now), now)).status).toBe("invalid");
+    });
+
+    it("user: bumps version, sets tokenValidAfter, kills every session, marks the user", async () => {
+      const events = await feed();
+      const { u, s, r } = await newUserWithSession();
+      const second = session(u.id);
+      await store.createSession(second.session, second.refresh);
+      const bystander = await newUserWithSession();
+      const now = Date.now();
+
+      const e1 = await store.applyRevocation({ kind: "user", userId: u.id, reason: "password_changed" }, { now, ...CTX });
+      const tva = Math.floor(now / 1000) + 1;
+      expect(e1).toEqual({
+        seq: 1,
+        kind: "user",
+        userId: u.id,
+        tokenValidAfter: tva,
+        version: 1,
+        reason: "password_changed",
+        at: now,
+        expiresAt: now + CTX.markTtlMs,
+        nodeId: CTX.nodeId,
+      });
+      expect(await store.getUser(u.id)).toMatchObject({ version: 1, tokenValidAfter: tva, ban: null });
+      expect(await store.getSession(s.id)).toBeNull();
+      expect(await store.getSession(second.session.id)).toBeNull();
+      expect(await store.listSessions(u.id, now)).toEqual([]);
+      for (const hash of [r.hash, second.refresh.hash]) {
+        const res = await store.rotateRefresh(hash, nextRefresh(s.id, now), now);
+        expect(res.status).toBe("invalid");
+      }
+      expect(await store.getSession(bystander.s.id)).toEqual(bystander.s);
+
+      const later = now + 1500;
+      const e2 = await store.applyRevocation({ kind: "user", userId: u.id, reason: "logout_all" }, { now: later, ...CTX });
+      expect(e2.seq).toBe(2);
+      expect(e2.version).toBe(2);
+      expect(e2.tokenValidAfter).toBe(Math.floor(later / 1000) + 1);
+      await waitFor(() => events.length === 2, { message: "both events delivered" });
+      expect(events).toEqual([e1, e2]);
+
+      const marks = await store.loadMarks(later);
+      expect(marks.seq).toBe(2);
+      expect(marks.users).toEqual([{ userId: u.id, version: 2, tokenValidAfter: e2.tokenValidAfter, expiresAt: later + CTX.markTtlMs, reason: "logout_all" }]);
+    });
+
+    it("user with ban, then unban: record and ban mark set and cleared", async () => {
+      const events = await feed();
+      const { u, s, r } = await newUserWithSession();
+      const now = Date.now();
+      const until = now + 10_000; // shorter than the mark TTL: the ban mark ends with the ban
+      const ban = { until, reason: "cheating" };
+
+      const e = await store.applyRevocation({ kind: "user", userId: u.id, ban, reason: "banned" }, { now, ...CTX });
+      expect(e).toMatchObject({ kind: "user", userId: u.id, ban, version: 1, reason: "banned" });
+      expect((await store.getUser(u.id))?.ban).toEqual(ban);
+      expect(await store.getSession(s.id)).toBeNull();
+      // the refresh is refused, and where the store still knows it, it names the (banned) user
+      const res = await store.rotateRefresh(r.hash, nextRefresh(s.id, now), now);
+      expect(res.status).toBe("invalid");
+      if (res.status === "invalid" && res.userId !== undefined) expect(res.userId).toBe(u.id);
+
+      let marks = await store.loadMarks(now);
+      expect(marks.bans).toEqual([{ userId: u.id, until, expiresAt: until }]);
+      expect(marks.users).toEqual([expect.objectContaining({ userId: u.id, version: 1, reason: "banned" })]);
+
+      const permanent = { until: null };
+      await store.applyRevocation({ kind: "user", userId: u.id, ban: permanent, reason: "banned" }, { now, ...CTX });
+      marks = await store.loadMarks(now);
+      expect(marks.bans).toEqual([{ userId: u.id, until: null, expiresAt: now + CTX.markTtlMs }]);
+
+      const un = await store.applyRevocation({ kind: "unban", userId: u.id, reason: "unbanned" }, { now, ...CTX });
+      expect(un).toMatchObject({ seq: 3, kind: "unban", userId: u.id, reason: "unbanned", at: now, nodeId: CTX.nodeId });
+      expect((await store.getUser(u.id))?.ban).toBeNull();
+      marks = await store.loadMarks(now);
+      expect(marks.bans).toEqual([]);
+      expect(marks.users).toHaveLength(1); // unban does not undo the kick
+      await waitFor(() => events.length === 3, { message: "three events" });
+      expect(events.map((x) => x.seq)).toEqual([1, 2, 3]);
+    });
+
+    it("global: marks everything and refuses refresh of sessions created before it", async () => {
+      const events = await feed();
+      const { s, r } = await newUserWithSession();
+      const now = Date.now() + 5;
+      const e = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now, ...CTX });
+      const tva = Math.floor(now / 1000) + 1;
+      expect(e).toEqual({ seq: 1, kind: "global", tokenValidAfter: tva, reason: "revoked_all", at: now, expiresAt: now + CTX.markTtlMs, nodeId: CTX.nodeId });
+      await waitFor(() => events.length === 1);
+      expect(events[0]).toEqual(e);
+      expect((await store.loadMarks(now)).global).toEqual({ tokenValidAfter: tva, expiresAt: now + CTX.markTtlMs });
+
+      const t = now + 10;
+      expect((await store.rotateRefresh(r.hash, nextRefresh(s.id, t), t)).status).toBe("invalid");
+      // a session made after the revoke-all refreshes normally
+      const u2 = user();
+      await store.createUser(u2);
+      const fresh = session(u2.id, { createdAt: t });
+      await store.createSession(fresh.session, fresh.refresh);
+      expect((await store.rotateRefresh(fresh.refresh.hash, nextRefresh(fresh.session.id, t + 1), t + 1)).status).toBe("ok");
+    });
+
+    it("global refusal outlives the global mark", async () => {
+      const { s, r } = await newUserWithSession();
+      const now = Date.now() + 5;
+      const e = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now, markTtlMs: 200, nodeId: "n" });
+      await h.passTime(store, e.expiresAt);
+      const t = Math.max(Date.now(), e.expiresAt + 1);
+      expect((await store.loadMarks(t)).global).toBeNull();
+      expect((await store.rotateRefresh(r.hash, nextRefresh(s.id, t), t)).status).toBe("invalid");
+    });
+
+    it("marks vanish after their expiry; seq survives", async () => {
+      const { u, s } = await newUserWithSession();
+      const other = await newUserWithSession();
+      const now = Date.now();
+      const ctx = { now, markTtlMs: 300, nodeId: "n" };
+      await store.applyRevocation({ kind: "session", userId: u.id, sessionId: s.id, jti: "j", jtiExp: now + 300, reason: "logout" }, ctx);
+      await store.applyRevocation({ kind: "user", userId: other.u.id, ban: { until: null }, reason: "banned" }, ctx);
+      const last = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, ctx);
+      const before = await store.loadMarks(now);
+      expect([before.jtis.length, before.sessions.length, before.users.length, before.bans.length, before.global !== null]).toEqual([1, 1, 1, 1, true]);
+
+      await h.passTime(store, last.expiresAt);
+      // now = 0 asks for every mark still stored at all: none may remain (Redis must have dropped the keys)
+      const after = await store.loadMarks(0);
+      expect(after).toEqual({ seq: 3, jtis: [], sessions: [], users: [], bans: [], global: null });
+    });
+
+    it("seq increases across kinds and the snapshot reflects the last one", async () => {
+      const { u, s } = await newUserWithSession();
+      const now = Date.now();
+      const seqs: number[] = [];
+      seqs.push((await store.applyRevocation({ kind: "session", userId: u.id, sessionId: s.id, reason: "kicked" }, { now, ...CTX })).seq);
+      seqs.push((await store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now, ...CTX })).seq);
+      seqs.push((await store.applyRevocation({ kind: "unban", userId: u.id, reason: "unbanned" }, { now, ...CTX })).seq);
+      seqs.push((await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now, ...CTX })).seq);
+      expect(seqs).toEqual([1, 2, 3, 4]);
+      expect((await store.loadMarks(now)).seq).toBe(4);
+    });
+
+    it("a closed subscription receives nothing more", async () => {
+      const events: RevocationEvent[] = [];
+      const sub = store.subscribe((e) => events.push(e), { onLost: () => {}, onResumed: () => {} });
+      await sub.ready;
+      const witness = await feed();
+      await sub.close();
+      await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX });
+      await waitFor(() => witness.length === 1);
+      expect(events).toEqual([]);
+    });
+  });
+
+  describe("audit", () => {
+    it("appends and lists newest first with a limit", async () => {
+      const entries: AuditEntry[] = [1, 2, 3, 4, 5].map((i) => ({
+        id: `a${i}`,
+        at: new Date(1_700_000_000_000 + i).toISOString(),
+        actorId: "admin",
+        actorName: "Admin",
+        action: "kick",
+        target: `u${i}`,
+        detail: { n: i },
+      }));
+      for (const e of entries) await store.appendAudit(e);
+      expect(await store.listAudit(3)).toEqual([entries[4], entries[3], entries[2]]);
+      expect(await store.listAudit(50)).toEqual([...entries].reverse());
+      expect(await store.listAudit(0)).toEqual([]);
+    });
+  });
+
+  it("ping answers true", async () => {
+    expect(await store.ping()).toBe(true);
+  });
+
+  it("bounded state: 200 short sessions revoked shrink back to the users", async () => {
+    const u = user();
+    await store.createUser(u);
+    const base = await h.stateSize(store);
+    const now = Date.now();
+    const ttl = 800;
+    let lastExpiry = now;
+    for (let i = 0; i < 200; i++) {
+      const x = session(u.id, { createdAt: now, expiresAt: now + ttl });
+      await store.createSession(x.session, x.refresh);
+      if (i % 2 === 0) await store.rotateRefresh(x.refresh.hash, nextRefresh(x.session.id, now, ttl), now);
+      const e = await store.applyRevocation(
+        { kind: "session", userId: u.id, sessionId: x.session.id, jti: `j${i}`, jtiExp: now + 300, reason: "logout" },
+        { now, markTtlMs: 300, nodeId: "n" },
+      );
+      lastExpiry = Math.max(lastExpiry, e.expiresAt, now + ttl);
+    }
+    expect(await h.stateSize(store)).toBeGreaterThan(base + 200);
+    await h.passTime(store, lastExpiry);
+    // + the seq counter
+    await waitFor(async () => (await h.stateSize(store)) <= base + 1, { timeoutMs: 10_000, message: "state shrinks back" });
+  });
+}
+
+describe("MemoryStore", () => {
+  contract({
+    create: async () => new MemoryStore(),
+    passTime: async (store, t) => (store as MemoryStore).sweep(t + 1),
+    stateSize: async (store) => {
+      const s = (store as MemoryStore).stats();
+      return s.users + s.sessions + s.refresh + s.marks;
+    },
+  });
+});
+
+describe("RedisStore", () => {
+  let server: RedisProcess;
+  let admin: Redis;
+  beforeAll(async () => {
+    server = await startRedis();
+    admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    admin.on("error", () => {});
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await server?.stop();
+  });
+
+  contract({
+    create: async () => {
+      await admin.flushdb();
+      return RedisStore.connect({ url: server.url });
+    },
+    // Redis TTLs run on the wall clock.
+    passTime: (_store, t) => waitFor(() => Date.now() > t + 5, { timeoutMs: 10_000, intervalMs: 10 }).then(() => {}),
+    stateSize: async () => admin.dbsize(),
+  });
+});

@@ -1,0 +1,87 @@
+/** The one check, with a frozen clock: ordering, the iat one-second holes, expiry tolerance, staleness. */
+import { describe, expect, it } from "vitest";
+import { createTokenCheck } from "../../server/auth/check";
+import { TokenService } from "../../server/auth/tokens";
+import { RevocationCache } from "../../server/revocation/cache";
+import type { RevocationEvent } from "../../server/store/store";
+
+function setup(startMs = 1_700_000_000_500) {
+  const clock = { t: startMs, now() { return this.t; } };
+  const tokens = new TokenService(Buffer.alloc(32, 7), { issuer: "gatehouse", audience: "gatehouse-game", accessTtlMs: 60_000 }, clock);
+  const cache = new RevocationCache();
+  let available = true;
+  const check = createTokenCheck({ tokens, cache, clock, revocationAvailable: () => available });
+  const issue = (over: Partial<{ version: number; notBeforeIat: number; sessionId: string }> = {}) =>
+    tokens.issue({ userId: "u1", sessionId: over.sessionId ?? "s1", role: "player", version: over.version ?? 0, notBeforeIat: over.notBeforeIat ?? 0 });
+  const event = (e: Partial<RevocationEvent>): RevocationEvent => ({ seq: 1, kind: "user", reason: "kicked", at: clock.t, expiresAt: clock.t + 66_000, nodeId: "n", ...e });
+  return { clock, tokens, cache, check, issue, event, setAvailable: (v: boolean) => (available = v) };
+}
+
+describe("the token check", () => {
+  it("accepts a fresh token and returns its claims", () => {
+    const { check, issue } = setup();
+    const { token } = issue();
+    const r = check(token);
+    expect(r.ok && r.claims).toMatchObject({ sub: "u1", sid: "s1", ver: 0, role: "player", iss: "gatehouse", aud: "gatehouse-game" });
+  });
+
+  it("closes both one-second holes of a user-wide revocation", () => {
+    const { clock, cache, check, issue, event } = setup(1_700_000_000_300);
+    const before = issue().token; // iat = 1_700_000_000
+    // Revocation in the same second: token_valid_after = next whole second, version 1.
+    cache.apply(event({ kind: "user", userId: "u1", version: 1, tokenValidAfter: 1_700_000_001 }));
+    expect(check(before)).toEqual({ ok: false, code: "TOKEN_REVOKED" });
+    clock.t += 200; // still the same second
+    const after = issue({ version: 1, notBeforeIat: 1_700_000_001 }).token;
+    expect(check(after).ok).toBe(true);
+  });
+
+  it("global token_valid_after kills older tokens only", () => {
+    const { cache, check, issue, event } = setup();
+    const before = issue().token;
+    cache.apply(event({ kind: "global", tokenValidAfter: 1_700_000_001, reason: "revoked_all" }));
+    expect(check(before)).toEqual({ ok: false, code: "TOKEN_REVOKED" });
+    expect(check(issue({ notBeforeIat: cache.globalValidAfter(1_700_000_000_500) }).token).ok).toBe(true);
+  });
+
+  it("refuses by jti, session and ban with their own codes", () => {
+    const { cache, check, issue, event } = setup();
+    const a = issue();
+    cache.apply(event({ kind: "session", sessionId: "other", jti: a.claims.jti, reason: "logout" }));
+    expect(check(a.token)).toEqual({ ok: false, code: "TOKEN_REVOKED" });
+    const b = issue({ sessionId: "s2" });
+    cache.apply(event({ kind: "session", sessionId: "s2", reason: "session_revoked" }));
+    expect(check(b.token)).toEqual({ ok: false, code: "SESSION_REVOKED" });
+    const c = issue({ sessionId: "s3" });
+    // A ban mark alone (e.g. loaded from a snapshot) refuses with USER_BANNED.
+    cache.load({ seq: 1, jtis: [], sessions: [], users: [], bans: [{ userId: "u1", until: null, expiresAt: Date.now() * 2 }], global: null });
+    expect(check(c.token)).toEqual({ ok: false, code: "USER_BANNED" });
+  });
+
+  it("honours exp with at most 5 s of tolerance", () => {
+    const { clock, check, issue } = setup();
+    const { token } = issue();
+    clock.t += 60_000 + 4_000;
+    expect(check(token).ok).toBe(true);
+    clock.t += 2_000;
+    expect(check(token)).toEqual({ ok: false, code: "TOKEN_EXPIRED" });
+  });
+
+  it("marks expire with the tokens they cover", () => {
+    const { clock, cache, check, issue, event } = setup();
+    const t = issue({ sessionId: "s9" });
+    cache.apply(event({ kind: "session", sessionId: "s9", reason: "logout", expiresAt: clock.t + 1000 }));
+    expect(cache.size()).toBe(1);
+    expect(check(t.token).ok).toBe(false);
+    clock.t += 1001;
+    cache.purge(clock.t);
+    expect(cache.size()).toBe(0);
+  });
+
+  it("refuses with REVOCATION_UNAVAILABLE once revocation state is stale, but only after the signature passed", () => {
+    const { check, issue, setAvailable } = setup();
+    setAvailable(false);
+    expect(check(issue().token)).toEqual({ ok: false, code: "REVOCATION_UNAVAILABLE" });
+    expect(check("garbage")).toEqual({ ok: false, code: "TOKEN_INVALID" });
+  });
+});

@@ -1,0 +1,56 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, parseDuration, parseRateLimit } from "../../server/config";
+
+describe("config", () => {
+  it("defaults describe an embedded dev node", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 3000, host: "127.0.0.1", redisUrl: undefined, jwtIssuer: "gatehouse", jwtAudience: "gatehouse-game" });
+    expect(c.accessTokenTtlMs).toBe(15 * 60_000);
+    expect(c.refreshTokenTtlMs).toBe(30 * 86_400_000);
+    expect(c.revocationMaxStalenessMs).toBe(5000);
+    expect(c.jwtSecret.length).toBe(32);
+    expect(c.rateLimitLoginUser).toEqual({ points: 10, durationSec: 900 });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("parses durations and rate limits", () => {
+    expect(parseDuration("900")).toBe(900_000);
+    expect(parseDuration("15m")).toBe(900_000);
+    expect(parseDuration("500ms")).toBe(500);
+    expect(parseDuration("2s")).toBe(2000);
+    expect(parseDuration("soon")).toBeNaN();
+    expect(parseRateLimit("10/15m")).toEqual({ points: 10, durationSec: 900 });
+    expect(parseRateLimit("600/1m")).toEqual({ points: 600, durationSec: 60 });
+    expect(parseRateLimit("5/s")).toEqual({ points: 5, durationSec: 1 });
+    expect(parseRateLimit("0")).toEqual({ points: 0, durationSec: 1 });
+    expect(parseRateLimit("lots")).toBeUndefined();
+  });
+
+  it.each([
+    [{ PORT: "abc" }, "PORT"],
+    [{ PORT: "70000" }, "PORT"],
+    [{ REDIS_URL: "localhost:6379" }, "REDIS_URL"],
+    [{ REDIS_URL: "redis://127.0.0.1:1" }, "JWT_SECRET"],
+    [{ JWT_SECRET: "short" }, "JWT_SECRET"],
+    [{ ACCESS_TOKEN_TTL: "forever" }, "ACCESS_TOKEN_TTL"],
+    [{ RATE_LIMIT_LOGIN_IP: "many" }, "RATE_LIMIT_LOGIN_IP"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [{ ADMIN_USERNAME: "boss" }, "ADMIN_PASSWORD"],
+    [{ REVOCATION_MAX_STALENESS: "-1" }, "REVOCATION_MAX_STALENESS"],
+  ])("refuses %o naming %s", (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("a bad value makes the node exit 1 with one clear line", async () => {
+    const run = promisify(execFile);
+    const err = await run(process.execPath, ["dist/server/main.js"], { env: { ...process.env, PORT: "not-a-port" } }).catch((e: unknown) => e);
+    const e = err as { code: number; stderr: string; stdout: string };
+    expect(e.code).toBe(1);
+    const lines = e.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("PORT");
+  });
+});
