@@ -413,6 +413,11 @@ export class RedisStore implements Store {
   }
 
   subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener): FeedSubscription {
+    if (this.closed) {
+      const ready = Promise.reject(new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE));
+      ready.catch(() => {});
+      return { ready, close: async () => {} };
+    }
     const channel = this.k("revocations");
     const log = this.log;
     const sub = new Redis(this.url, {

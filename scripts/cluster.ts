@@ -1,0 +1,55 @@
+/**
+ * `npm run cluster -- --nodes 3 [--port 3000] [--verbose]`: its own redis-server
+ * on a free port plus N nodes on consecutive ports sharing one generated
+ * JWT_SECRET. Prints the URLs and the admin credentials; Ctrl-C stops all.
+ */
+import { parseArgs } from "node:util";
+import { startLocalCluster } from "./lib/local-cluster";
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: "string", default: "3" },
+    port: { type: "string", default: "3000" },
+    verbose: { type: "boolean", default: false },
+    "no-limits": { type: "boolean", default: false },
+  },
+});
+const count = Number(values.nodes);
+const basePort = Number(values.port);
+if (!Number.isInteger(count) || count < 1 || count > 32) {
+  console.error("--nodes must be an integer from 1 to 32");
+  process.exit(1);
+}
+if (!Number.isInteger(basePort) || basePort < 1 || basePort + count > 65535) {
+  console.error("--port must be a valid port");
+  process.exit(1);
+}
+
+const noLimits: Record<string, string> = values["no-limits"]
+  ? { RATE_LIMIT_LOGIN_IP: "0", RATE_LIMIT_HANDSHAKE_IP: "0", RATE_LIMIT_LOGIN_USER: "0", RATE_LIMIT_REFRESH_SESSION: "0" }
+  : {};
+const cluster = await startLocalCluster({ nodes: count, basePort, echo: values.verbose, env: noLimits });
+
+console.log(`\nGatehouse cluster: ${count} node(s), redis at ${cluster.redis.url}\n`);
+for (const n of cluster.nodes) console.log(`  ${n.nodeId.padEnd(12)} ${n.url}   game: ${n.url}/   admin: ${n.url}/admin`);
+console.log(`\n  admin login: ${cluster.admin.username} / ${cluster.admin.password}`);
+console.log(`  bots:        npm run bots -- --url ${cluster.nodes[0]!.url} --count 50   (start with --no-limits for many bots)`);
+console.log(`\nCtrl-C stops everything.\n`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  console.log("\nstopping nodes and redis...");
+  await cluster.stop();
+  console.log("stopped.");
+  process.exit(0);
+};
+process.on("SIGINT", () => void stop());
+process.on("SIGTERM", () => void stop());
+// Tell when a node dies on its own.
+for (const n of cluster.nodes) {
+  n.proc.once("exit", (code, signal) => {
+    if (!stopping) console.log(`${n.nodeId} exited (code ${code}, signal ${signal})`);
+  });
+}
