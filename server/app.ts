@@ -16,6 +16,7 @@ import { MAX_JSON_BODY_BYTES } from "../shared/protocol";
 import { Accounts } from "./auth/accounts";
 import { createTokenCheck, type TokenCheck } from "./auth/check";
 import { hashPassword } from "./auth/passwords";
+import { UserDirectory } from "./auth/user-directory";
 import { CLOCK_TOLERANCE_SEC, TokenService, newId } from "./auth/tokens";
 import { systemClock, type Clock } from "./clock";
 import type { Config } from "./config";
@@ -62,14 +63,21 @@ export interface App {
   close(): Promise<void>;
 }
 
-const USERNAME_CACHE_MAX = 50_000;
 /** Largest request header block / socket.io packet accepted (128 KB). */
 const MAX_WIRE_BYTES = 128 * 1024;
 
 export async function createApp(config: Config, deps: AppDeps = {}): Promise<App> {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger ?? createLogger({ level: config.logLevel, nodeId: config.nodeId });
-  const metrics = createMetrics(config.nodeId);
+  // Sources are read at scrape time; gateway and revocations exist by then.
+  let gateway: Gateway | undefined;
+  let revocations: Revocations | undefined;
+  const cache = new RevocationCache();
+  const metrics = createMetrics(config.nodeId, {
+    connectedSockets: () => gateway?.size ?? 0,
+    revocationInSync: () => revocations?.inSync ?? false,
+    revocationMarks: () => cache.size(),
+  });
 
   // ---- backends, chosen once ----
   let store: Store;
@@ -91,22 +99,18 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
 
   // ---- auth ----
   const tokens = new TokenService(config.jwtSecret, { issuer: config.jwtIssuer, audience: config.jwtAudience, accessTtlMs: config.accessTokenTtlMs }, clock);
-  const cache = new RevocationCache();
-  let gateway: Gateway | undefined;
-  const revocations = new Revocations(store, cache, clock, log, {
+  revocations = new Revocations(store, cache, clock, log, {
     nodeId: config.nodeId,
     // Marks must outlive every token they cover, including the exp clock tolerance.
     markTtlMs: config.accessTokenTtlMs + (CLOCK_TOLERANCE_SEC + 1) * 1000,
     maxStalenessMs: config.revocationMaxStalenessMs,
     enforce: (e) => gateway?.enforce(e),
     sweep: () => gateway?.sweep(),
-    onEventApplied: (e, source) => {
-      metrics.revocations.inc({ reason: e.reason, source });
-      metrics.revocationMarks.set(cache.size());
-    },
+    onEventApplied: (e, source) => metrics.revocations.inc({ reason: e.reason, source }),
   });
   const check = createTokenCheck({ tokens, cache, clock, revocationAvailable: () => revocations.available() });
   const limits = createRateLimits(config, redis);
+  const users = new UserDirectory(store);
   const accounts = new Accounts({ store, tokens, cache, revocations, clock, refreshTtlMs: config.refreshTokenTtlMs });
 
   if (config.adminUsername && config.adminPassword) {
@@ -164,7 +168,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     },
   };
   app.use(opsRoutes({ metrics, readiness, nodeId: config.nodeId }));
-  app.use(authRoutes({ accounts, check, store, revocations, limits }));
+  app.use(authRoutes({ accounts, check, users, revocations, limits }));
   app.use(sessionRoutes({ check, store, presence, revocations, clock }));
   app.use(adminRoutes({ check, store, presence, revocations, clock }));
   const publicDir = deps.publicDir ?? path.join(process.cwd(), "dist", "public");
@@ -193,7 +197,6 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   if (adapterClients.length === 2) {
     io.adapter(createAdapter(adapterClients[0]!, adapterClients[1]!, { key: "gh:io", publishOnSpecificResponseChannel: true }));
   }
-  const usernames = new Map<string, string>();
   gateway = new Gateway({
     io,
     check,
@@ -205,20 +208,11 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     nodeId: config.nodeId,
     handshakeLimiter: limits.handshakeIp,
     trustProxy: Boolean(config.trustProxy),
-    usernameOf: async (userId) => {
-      const known = usernames.get(userId);
-      if (known) return known;
-      const user = await store.getUser(userId);
-      if (!user) return null;
-      if (usernames.size >= USERNAME_CACHE_MAX) usernames.delete(usernames.keys().next().value!);
-      usernames.set(userId, user.username);
-      return user.username;
-    },
+    usernameOf: (userId) => users.usernameOf(userId),
   });
   const game: GameHandle = registerGame({ io, gateway, clock, log, nodeId: config.nodeId, clustered: adapterClients.length === 2 });
 
   await revocations.start();
-  metrics.revocationInSync.set(1);
 
   return {
     config,

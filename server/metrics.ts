@@ -1,13 +1,27 @@
 /** Prometheus metrics (prom-client), one registry per app so in-process tests can run several. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-export function createMetrics(nodeId: string) {
+/** Live values read at scrape time (no inc/dec bookkeeping to drift). */
+export interface MetricSources {
+  connectedSockets(): number;
+  revocationInSync(): boolean;
+  revocationMarks(): number;
+}
+
+export function createMetrics(nodeId: string, sources: MetricSources) {
   const registry = new Registry();
   registry.setDefaultLabels({ node: nodeId });
   collectDefaultMetrics({ register: registry });
   return {
     registry,
-    connectedSockets: new Gauge({ name: "gatehouse_connected_sockets", help: "Live authenticated sockets on this node", registers: [registry] }),
+    connectedSockets: new Gauge({
+      name: "gatehouse_connected_sockets",
+      help: "Live authenticated sockets on this node",
+      registers: [registry],
+      collect() {
+        this.set(sources.connectedSockets());
+      },
+    }),
     handshakes: new Counter({
       name: "gatehouse_handshakes_total",
       help: "socket.io handshakes by result code (ok or an error code)",
@@ -39,8 +53,22 @@ export function createMetrics(nodeId: string) {
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
       registers: [registry],
     }),
-    revocationInSync: new Gauge({ name: "gatehouse_revocation_in_sync", help: "1 when the revocation cache is in sync with the store", registers: [registry] }),
-    revocationMarks: new Gauge({ name: "gatehouse_revocation_marks", help: "Live revocation marks held in memory", registers: [registry] }),
+    revocationInSync: new Gauge({
+      name: "gatehouse_revocation_in_sync",
+      help: "1 when the revocation cache is in sync with the store",
+      registers: [registry],
+      collect() {
+        this.set(sources.revocationInSync() ? 1 : 0);
+      },
+    }),
+    revocationMarks: new Gauge({
+      name: "gatehouse_revocation_marks",
+      help: "Live revocation marks held in memory",
+      registers: [registry],
+      collect() {
+        this.set(sources.revocationMarks());
+      },
+    }),
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

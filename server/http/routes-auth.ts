@@ -2,11 +2,11 @@
 import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { CredentialsBody, GuestBody, PasswordChangeBody, RefreshBody } from "../../shared/protocol";
-import { Accounts, publicUser } from "../auth/accounts";
+import type { Accounts } from "../auth/accounts";
 import type { TokenCheck } from "../auth/check";
 import { sessionIdOfRefreshToken } from "../auth/tokens";
 import type { Revocations } from "../revocation/revocations";
-import type { Store } from "../store/store";
+import type { UserDirectory } from "../auth/user-directory";
 import { claimsOf, requireAuth } from "./auth-middleware";
 import { consume, ensureNotBlocked, type RateLimits } from "./rate-limits";
 import { parse } from "./validate";
@@ -14,7 +14,7 @@ import { parse } from "./validate";
 export interface AuthRoutesDeps {
   accounts: Accounts;
   check: TokenCheck;
-  store: Store;
+  users: UserDirectory;
   revocations: Revocations;
   limits: RateLimits;
 }
@@ -79,10 +79,12 @@ export function authRoutes(d: AuthRoutesDeps): Router {
     res.json(await d.accounts.changePassword(c.sub, c.sid, body.oldPassword, body.newPassword));
   });
 
+  // Memory only (claims + cached username): the cheapest authenticated route.
   r.get("/me", auth, async (req, res) => {
-    const user = await d.store.getUser(claimsOf(req).sub);
-    if (!user) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
-    res.json(publicUser(user));
+    const c = claimsOf(req);
+    const username = await d.users.usernameOf(c.sub);
+    if (username === null) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
+    res.json({ id: c.sub, username, role: c.role });
   });
 
   return r;

@@ -161,7 +161,6 @@ export class Gateway {
   private onConnection(socket: GameSocket): void {
     const { claims } = socket.data;
     this.deps.metrics.handshakes.inc({ result: "ok" });
-    this.deps.metrics.connectedSockets.inc();
     addTo(this.byUser, claims.sub, socket);
     addTo(this.bySession, claims.sid, socket);
     this.scheduleExpiry(socket);
@@ -176,7 +175,6 @@ export class Gateway {
 
     socket.on(Events.AUTH_REFRESH, (payload: unknown, ack: unknown) => this.onAuthRefresh(socket, payload, ack));
     socket.on("disconnect", () => {
-      this.deps.metrics.connectedSockets.dec();
       removeFrom(this.byUser, claims.sub, socket);
       removeFrom(this.bySession, claims.sid, socket);
       clearTimeout(this.expiryTimers.get(socket.id));

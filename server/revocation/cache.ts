@@ -75,15 +75,24 @@ export class RevocationCache {
     if (e.jti) this.setMark(this.jtis, e.jti, e.expiresAt, asReason(e.reason, "logout"));
   }
 
-  /** Replaces the cache with a snapshot: marks absent from the store are gone (expired or unbanned). */
-  load(s: MarkSnapshot): void {
-    this.jtis.clear();
-    this.sessions.clear();
-    this.users.clear();
-    this.bans.clear();
-    for (const m of s.jtis) this.jtis.set(m.jti, { expiresAt: m.expiresAt, reason: asReason(m.reason, "logout") });
-    for (const m of s.sessions) this.sessions.set(m.sessionId, { expiresAt: m.expiresAt, reason: asReason(m.reason, "session_revoked") });
+  /**
+   * Loads a snapshot. `replace`: marks absent from the store are gone (expired
+   * or unbanned). Otherwise merged into what we hold (used when the store lost
+   * data: our marks are still the truth about tokens in the wild).
+   */
+  load(s: MarkSnapshot, mode: "replace" | "merge" = "replace"): void {
+    if (mode === "replace") {
+      this.jtis.clear();
+      this.sessions.clear();
+      this.users.clear();
+      this.bans.clear();
+      this.global = null;
+    }
+    for (const m of s.jtis) this.setMark(this.jtis, m.jti, m.expiresAt, asReason(m.reason, "logout"));
+    for (const m of s.sessions) this.setMark(this.sessions, m.sessionId, m.expiresAt, asReason(m.reason, "session_revoked"));
     for (const m of s.users) {
+      const prev = this.users.get(m.userId);
+      if (prev && prev.version > m.version) continue;
       this.users.set(m.userId, {
         version: m.version,
         tokenValidAfter: m.tokenValidAfter,
@@ -92,7 +101,9 @@ export class RevocationCache {
       });
     }
     for (const m of s.bans) this.bans.set(m.userId, { until: m.until, expiresAt: m.expiresAt, reason: "banned" });
-    this.global = s.global ? { ...s.global, reason: "revoked_all" } : null;
+    if (s.global && (!this.global || s.global.tokenValidAfter >= this.global.tokenValidAfter)) {
+      this.global = { ...s.global, reason: "revoked_all" };
+    }
   }
 
   /**

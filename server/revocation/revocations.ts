@@ -33,6 +33,8 @@ export class Revocations {
   private unsyncedSince: number | null = null;
   private resyncing: Promise<void> | null = null;
   private resyncAgain = false;
+  /** events seen while a snapshot loads, re-applied over it */
+  private heldDuringResync: RevocationEvent[] | null = null;
   /** bumped on every loss, so a resync that overlapped a loss does not claim sync */
   private lossGeneration = 0;
   /** the cache was complete at least once (before that, nothing may be admitted) */
@@ -70,6 +72,7 @@ export class Revocations {
       markTtlMs: this.opts.markTtlMs,
       nodeId: this.opts.nodeId,
     });
+    this.heldDuringResync?.push(event);
     this.apply(event, "local");
     return event;
   }
@@ -113,6 +116,7 @@ export class Revocations {
       this.requestResync("seq gap");
     }
     this.lastSeq = Math.max(this.lastSeq, e.seq);
+    this.heldDuringResync?.push(e);
     // Our own events come back too: applying twice is harmless (marks are
     // idempotent and enforcement re-checks each socket's claims).
     this.apply(e, "feed");
@@ -137,11 +141,24 @@ export class Revocations {
   private resync(): Promise<void> {
     if (this.resyncing) return this.resyncing;
     const generation = this.lossGeneration;
+    const seqBefore = this.lastSeq;
+    this.heldDuringResync = [];
     this.resyncing = (async () => {
       try {
         const snapshot = await this.store.loadMarks(this.clock.now());
-        this.cache.load(snapshot);
-        this.lastSeq = Math.max(this.lastSeq, snapshot.seq);
+        if (snapshot.seq < seqBefore) {
+          // The store went back in time (a Redis without persistence restarted):
+          // keep every mark we hold, they still describe tokens in the wild, and
+          // count gaps from the store's new sequence.
+          this.log.error({ storeSeq: snapshot.seq, ourSeq: seqBefore }, "store lost revocation state; keeping cached marks");
+          this.cache.load(snapshot, "merge");
+          this.lastSeq = snapshot.seq;
+        } else {
+          this.cache.load(snapshot, "replace");
+          this.lastSeq = Math.max(this.lastSeq, snapshot.seq);
+        }
+        // Events that arrived while we loaded may postdate the snapshot: replay them over it.
+        for (const e of this.heldDuringResync ?? []) this.cache.apply(e);
         // A loss during the load means the snapshot may predate missed events.
         if (generation === this.lossGeneration) {
           this.synced = true;
@@ -157,6 +174,7 @@ export class Revocations {
         this.resyncAgain = true;
       } finally {
         this.resyncing = null;
+        this.heldDuringResync = null;
       }
       if (this.resyncAgain && !this.closed) {
         this.resyncAgain = false;

@@ -1,0 +1,122 @@
+/**
+ * The feed follower's bookkeeping, driven by hand: gaps trigger a resync,
+ * events that land during a snapshot load survive it, a store that lost its
+ * data does not wipe the cache, and staleness is bounded. (Real Redis loss is
+ * exercised in test/cluster; this pins the ordering logic down.)
+ */
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { RevocationCache } from "../../server/revocation/cache";
+import { Revocations } from "../../server/revocation/revocations";
+import { MemoryStore } from "../../server/store/memory";
+import type { FeedStatusListener, MarkSnapshot, RevocationEvent } from "../../server/store/store";
+
+const empty = (seq: number): MarkSnapshot => ({ seq, jtis: [], sessions: [], users: [], bans: [], global: null });
+
+/** A MemoryStore whose feed we can drop and whose snapshots we can hold back. */
+class ControlledStore extends MemoryStore {
+  deliver: (e: RevocationEvent) => void = () => undefined;
+  status: FeedStatusListener | undefined;
+  nextSnapshot: MarkSnapshot | undefined;
+  pendingLoad: ((s: MarkSnapshot) => void) | undefined;
+  hold = false;
+  loads = 0;
+  override subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener) {
+    this.deliver = onEvent;
+    this.status = status;
+    return { ready: Promise.resolve(), close: async () => undefined };
+  }
+  override async loadMarks(now: number): Promise<MarkSnapshot> {
+    this.loads++;
+    const snap = this.nextSnapshot ?? (await super.loadMarks(now));
+    if (!this.hold) return snap;
+    return new Promise((resolve) => (this.pendingLoad = () => resolve(snap)));
+  }
+}
+
+function setup(maxStalenessMs = 1000) {
+  const clock = { t: 1_000_000, now() { return this.t; } };
+  const store = new ControlledStore({ now: () => clock.t });
+  const cache = new RevocationCache();
+  const enforced: RevocationEvent[] = [];
+  let sweeps = 0;
+  const rev = new Revocations(store, cache, clock, pino({ level: "silent" }), {
+    nodeId: "me",
+    markTtlMs: 60_000,
+    maxStalenessMs,
+    enforce: (e) => enforced.push(e),
+    sweep: () => sweeps++,
+  });
+  const ev = (seq: number, sessionId: string): RevocationEvent => ({
+    seq, kind: "session", sessionId, userId: "u", reason: "logout", at: clock.t, expiresAt: clock.t + 60_000, nodeId: "other",
+  });
+  const claims = (sid: string) => ({ sub: "u", sid, jti: `j-${sid}`, ver: 0, iat: 1000 });
+  return { clock, store, cache, rev, enforced, ev, claims, sweeps: () => sweeps };
+}
+
+describe("Revocations (feed follower)", () => {
+  it("starts in sync and applies feed events to the cache and to sockets", async () => {
+    const { store, cache, rev, enforced, ev, claims, clock } = setup();
+    await rev.start();
+    expect(rev.inSync).toBe(true);
+    store.deliver(ev(1, "s1"));
+    expect(cache.coverage(claims("s1"), clock.t)?.reason).toBe("logout");
+    expect(enforced.map((e) => e.seq)).toEqual([1]);
+  });
+
+  it("a gap in seq triggers a resync and a sweep of local sockets", async () => {
+    const { store, rev, ev, sweeps } = setup();
+    await rev.start();
+    store.deliver(ev(1, "s1"));
+    const loadsBefore = store.loads;
+    store.deliver(ev(3, "s3")); // 2 never arrived
+    expect(rev.inSync).toBe(false);
+    await new Promise((r) => setImmediate(r));
+    expect(store.loads).toBe(loadsBefore + 1);
+    expect(rev.inSync).toBe(true);
+    expect(sweeps()).toBeGreaterThanOrEqual(2);
+  });
+
+  it("events arriving while a snapshot loads are not wiped by it", async () => {
+    const { store, cache, rev, ev, claims, clock } = setup();
+    await rev.start();
+    store.hold = true;
+    store.nextSnapshot = empty(5); // taken before event 6 was written
+    store.status!.onLost();
+    store.status!.onResumed();
+    store.deliver(ev(6, "s6"));
+    store.pendingLoad!(empty(5));
+    await new Promise((r) => setImmediate(r));
+    expect(rev.inSync).toBe(true);
+    expect(cache.coverage(claims("s6"), clock.t)).not.toBeNull();
+  });
+
+  it("a store that went back in time (Redis restarted empty) does not erase cached marks", async () => {
+    const { store, cache, rev, ev, claims, clock } = setup();
+    await rev.start();
+    for (let i = 1; i <= 4; i++) store.deliver(ev(i, `s${i}`));
+    store.nextSnapshot = empty(0);
+    store.status!.onLost();
+    store.status!.onResumed();
+    await new Promise((r) => setImmediate(r));
+    expect(rev.inSync).toBe(true);
+    expect(cache.coverage(claims("s2"), clock.t)).not.toBeNull();
+    // New numbering from the restarted store is followed without a spurious gap.
+    store.deliver(ev(1, "n1"));
+    expect(rev.inSync).toBe(true);
+  });
+
+  it("out of sync: admits for at most the staleness window, then refuses until resynced", async () => {
+    const { store, rev, clock } = setup(1000);
+    await rev.start();
+    store.status!.onLost();
+    expect(rev.inSync).toBe(false);
+    expect(rev.available()).toBe(true);
+    clock.t += 1001;
+    expect(rev.available()).toBe(false);
+    store.status!.onResumed();
+    await new Promise((r) => setImmediate(r));
+    expect(rev.available()).toBe(true);
+    await rev.close();
+  });
+});
