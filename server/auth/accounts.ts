@@ -67,14 +67,9 @@ export class Accounts {
   async refresh(refreshToken: string): Promise<TokenPair> {
     const now = this.d.clock.now();
     const oldHash = hashRefreshToken(refreshToken);
-    const sessionId = refreshToken.slice(0, refreshToken.indexOf("."));
-    const next = newRefreshToken(sessionId);
-    const placeholderUser = ""; // filled by the store from the old record
-    const result = await this.d.store.rotateRefresh(
-      oldHash,
-      { hash: next.hash, sessionId, userId: placeholderUser, createdAt: now, expiresAt: now + this.d.refreshTtlMs },
-      now,
-    );
+    // The session id prefix is authentic only if the hash matches; the store checks that.
+    const next = newRefreshToken(refreshToken.slice(0, refreshToken.indexOf(".")));
+    const result = await this.d.store.rotateRefresh(oldHash, { hash: next.hash, createdAt: now, expiresAt: now + this.d.refreshTtlMs }, now);
     if (result.status === "reused") {
       await this.d.revocations.revoke({ kind: "session", userId: result.userId, sessionId: result.sessionId, reason: "refresh_reused" });
       throw new GatehouseError(ErrorCode.REFRESH_REUSED);

@@ -17,6 +17,7 @@ import type { Metrics } from "../metrics";
 import type { RevocationCache } from "../revocation/cache";
 import type { RevocationEvent } from "../store/store";
 import type { Presence } from "./presence";
+import { addTo, removeFrom } from "../util/multimap";
 
 export interface SocketData {
   claims: AccessClaims;
@@ -242,15 +243,3 @@ function fail(code: ErrorCode): { ok: false; error: { code: ErrorCode; message: 
   return { ok: false, error: { code, message: errorMessage[code] } };
 }
 
-function addTo(index: Map<string, Set<GameSocket>>, key: string, socket: GameSocket): void {
-  let set = index.get(key);
-  if (!set) index.set(key, (set = new Set()));
-  set.add(socket);
-}
-
-function removeFrom(index: Map<string, Set<GameSocket>>, key: string, socket: GameSocket): void {
-  const set = index.get(key);
-  if (!set) return;
-  set.delete(socket);
-  if (set.size === 0) index.delete(key);
-}

@@ -17,6 +17,7 @@ import type {
   FeedStatusListener,
   FeedSubscription,
   MarkSnapshot,
+  NextRefresh,
   RefreshRecord,
   RevocationChange,
   RevocationEvent,
@@ -25,6 +26,7 @@ import type {
   Store,
   UserRecord,
 } from "./store";
+import { addTo, removeFrom } from "../util/multimap";
 
 const SWEEP_INTERVAL_MS = 5_000;
 const AUDIT_MAX = 10_000;
@@ -148,7 +150,7 @@ export class MemoryStore implements Store {
     return out.sort(newestFirst);
   }
 
-  async rotateRefresh(oldHash: string, next: RefreshRecord, now: number): Promise<RotateResult> {
+  async rotateRefresh(oldHash: string, next: NextRefresh, now: number): Promise<RotateResult> {
     this.observe(now);
     const old = this.refresh.get(oldHash);
     if (!old) return { status: "invalid" };
@@ -386,15 +388,3 @@ function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-function addTo(index: Map<string, Set<string>>, key: string, value: string): void {
-  let set = index.get(key);
-  if (!set) index.set(key, (set = new Set()));
-  set.add(value);
-}
-
-function removeFrom(index: Map<string, Set<string>>, key: string, value: string): void {
-  const set = index.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) index.delete(key);
-}

@@ -35,6 +35,7 @@ import type {
   FeedStatusListener,
   FeedSubscription,
   MarkSnapshot,
+  NextRefresh,
   RefreshRecord,
   RevocationChange,
   RevocationEvent,
@@ -363,7 +364,7 @@ export class RedisStore implements Store {
     });
   }
 
-  rotateRefresh(oldHash: string, next: RefreshRecord, now: number): Promise<RotateResult> {
+  rotateRefresh(oldHash: string, next: NextRefresh, now: number): Promise<RotateResult> {
     return this.run(async () => {
       const reply = await scripts.rotateRefresh.run(
         this.client,

@@ -51,6 +51,9 @@ export interface RefreshRecord {
   expiresAt: number;
 }
 
+/** The successor of a rotated refresh token: its owner (session, user) is taken from the old record. */
+export type NextRefresh = Pick<RefreshRecord, "hash" | "createdAt" | "expiresAt">;
+
 export type RotateResult =
   | { status: "ok"; session: SessionRecord }
   /**
@@ -154,7 +157,7 @@ export interface Store {
    * Refused ("invalid") if the session was created before the global
    * refresh-valid-after (revoke-all).
    */
-  rotateRefresh(oldHash: string, next: RefreshRecord, now: number): Promise<RotateResult>;
+  rotateRefresh(oldHash: string, next: NextRefresh, now: number): Promise<RotateResult>;
 
   // ---- revocation ----
   /**
