@@ -22,6 +22,12 @@ export interface RevocationsOptions {
 }
 
 const RESYNC_RETRY_MS = 250;
+/**
+ * How often the store's seq is compared with ours. A gap in seq is only seen
+ * when a later event arrives, and a silently dead subscriber reports nothing:
+ * the probe catches both (pitfall 1).
+ */
+const SEQ_PROBE_MS = 1000;
 const PURGE_INTERVAL_MS = 10_000;
 
 export class Revocations {
@@ -41,6 +47,9 @@ export class Revocations {
   private startedOnce = false;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly purgeTimer: NodeJS.Timeout;
+  private probeTimer: NodeJS.Timeout | undefined;
+  /** store seq seen by the previous probe that we had not reached yet */
+  private probeBehind: number | null = null;
   private closed = false;
 
   constructor(
@@ -63,6 +72,7 @@ export class Revocations {
     await this.subscription.ready;
     await this.resync();
     if (!this.synced) throw new Error("could not load revocation state from the store");
+    this.probeTimer = setInterval(() => void this.probeSeq(), SEQ_PROBE_MS).unref();
   }
 
   /** Durable + published first (the store does both atomically), then enforced here without waiting for the echo. */
@@ -95,6 +105,7 @@ export class Revocations {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.purgeTimer);
+    clearInterval(this.probeTimer);
     clearTimeout(this.resyncTimer);
     await this.subscription?.close();
   }
@@ -120,6 +131,27 @@ export class Revocations {
     // Our own events come back too: applying twice is harmless (marks are
     // idempotent and enforcement re-checks each socket's claims).
     this.apply(e, "feed");
+  }
+
+  /**
+   * Behind the store on two probes in a row (one probe could just race an
+   * event in flight) means an event was lost: resync.
+   */
+  private async probeSeq(): Promise<void> {
+    if (!this.synced || this.resyncing) return;
+    let storeSeq: number;
+    try {
+      storeSeq = await this.store.currentSeq();
+    } catch {
+      return; // the subscription's own loss detection covers an unreachable store
+    }
+    const behind = this.probeBehind;
+    this.probeBehind = storeSeq > this.lastSeq ? storeSeq : null;
+    if (behind !== null && this.lastSeq < behind) {
+      this.probeBehind = null;
+      this.markLost(`seq probe: store at ${behind}, we are at ${this.lastSeq}`);
+      this.requestResync("seq probe");
+    }
   }
 
   private markLost(why: string): void {

@@ -242,6 +242,10 @@ export class MemoryStore implements Store {
     return event;
   }
 
+  async currentSeq(): Promise<number> {
+    return this.seq;
+  }
+
   async loadMarks(now: number): Promise<MarkSnapshot> {
     this.observe(now);
     this.purgeMarks(now);

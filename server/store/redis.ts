@@ -394,6 +394,10 @@ export class RedisStore implements Store {
     });
   }
 
+  currentSeq(): Promise<number> {
+    return this.run(async () => Number((await this.client.get(this.k("seq"))) ?? 0));
+  }
+
   loadMarks(now: number): Promise<MarkSnapshot> {
     return this.run(async () => {
       // seq first: every mark written up to it is then in the scan (marks only get newer).

@@ -165,6 +165,8 @@ export interface Store {
    * must live (the longest access-token lifetime they cover, plus clock tolerance).
    */
   applyRevocation(change: RevocationChange, ctx: { now: number; markTtlMs: number; nodeId: string }): Promise<RevocationEvent>;
+  /** the seq of the latest revocation applied (a cheap probe for missed feed events) */
+  currentSeq(): Promise<number>;
   /** every live mark (expiresAt > now) and the seq they reflect */
   loadMarks(now: number): Promise<MarkSnapshot>;
   /** delivers every event published after `ready`, including this node's own */

@@ -5,7 +5,7 @@
  * exercised in test/cluster; this pins the ordering logic down.)
  */
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { RevocationCache } from "../../server/revocation/cache";
 import { Revocations } from "../../server/revocation/revocations";
 import { MemoryStore } from "../../server/store/memory";
@@ -21,6 +21,11 @@ class ControlledStore extends MemoryStore {
   pendingLoad: ((s: MarkSnapshot) => void) | undefined;
   hold = false;
   loads = 0;
+  /** what currentSeq() answers, when set */
+  seqOverride: number | undefined;
+  override async currentSeq(): Promise<number> {
+    return this.seqOverride ?? super.currentSeq();
+  }
   override subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener) {
     this.deliver = onEvent;
     this.status = status;
@@ -28,7 +33,8 @@ class ControlledStore extends MemoryStore {
   }
   override async loadMarks(now: number): Promise<MarkSnapshot> {
     this.loads++;
-    const snap = this.nextSnapshot ?? (await super.loadMarks(now));
+    const base = await super.loadMarks(now);
+    const snap = this.nextSnapshot ?? (this.seqOverride !== undefined ? { ...base, seq: this.seqOverride } : base);
     if (!this.hold) return snap;
     return new Promise((resolve) => (this.pendingLoad = () => resolve(snap)));
   }
@@ -118,5 +124,26 @@ describe("Revocations (feed follower)", () => {
     await new Promise((r) => setImmediate(r));
     expect(rev.available()).toBe(true);
     await rev.close();
+  });
+
+  it("a lost event with nothing after it is caught by the seq probe", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval"] });
+    try {
+      const { store, rev, ev } = setup();
+      await rev.start();
+      store.deliver(ev(1, "s1"));
+      store.seqOverride = 2; // event 2 was published, never delivered, and nothing followed it
+      const loadsBefore = store.loads;
+      await vi.advanceTimersByTimeAsync(1000); // first probe: maybe just in flight
+      expect(store.loads).toBe(loadsBefore);
+      await vi.advanceTimersByTimeAsync(1000); // second probe: still behind -> lost
+      await new Promise((r) => setImmediate(r));
+      expect(store.loads).toBe(loadsBefore + 1);
+      expect(rev.inSync).toBe(true);
+      expect(rev.seq).toBe(2);
+      await rev.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
