@@ -33,10 +33,14 @@ class ControlledStore extends MemoryStore {
   }
   override async loadMarks(now: number): Promise<MarkSnapshot> {
     this.loads++;
-    const base = await super.loadMarks(now);
-    const snap = this.nextSnapshot ?? (this.seqOverride !== undefined ? { ...base, seq: this.seqOverride } : base);
-    if (!this.hold) return snap;
-    return new Promise((resolve) => (this.pendingLoad = () => resolve(snap)));
+    let snap = this.nextSnapshot;
+    if (!snap) {
+      const base = await super.loadMarks(now);
+      snap = this.seqOverride !== undefined ? { ...base, seq: this.seqOverride } : base;
+    }
+    const ready = snap;
+    if (!this.hold) return ready;
+    return new Promise((resolve) => (this.pendingLoad = () => resolve(ready)));
   }
 }
 
