@@ -144,7 +144,8 @@ export class Gateway {
     const username = await this.deps.usernameOf(result.claims.sub);
     if (username === null) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
     // Re-check: a revocation may have landed while we awaited the lookup.
-    if (this.deps.cache.coverage(result.claims, this.deps.clock.now())) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
+    const late = this.deps.cache.coverage(result.claims, this.deps.clock.now());
+    if (late) throw new GatehouseError(late.code);
     socket.data = { claims: result.claims, username, connectedAt: this.deps.clock.now() };
   }
 
