@@ -8,11 +8,39 @@ const nodeEntries = {
   "scripts/cluster": "scripts/cluster.ts",
   "scripts/bots": "scripts/bots.ts",
   "bench/run": "bench/run.ts",
+  "bench/plain-io": "bench/baseline/plain-io.ts",
+  "bench/naive-http": "bench/baseline/naive-http.ts",
+  "bench/gc-probe": "bench/baseline/gc-probe.ts",
 };
 const browserEntries = {
   "public/game": "client/pages/game.ts",
   "public/admin": "client/pages/admin.ts",
 };
+/**
+ * The pages import shared/protocol.ts for its constants and types only; its zod
+ * schemas are for the server. Bundling zod would add ~450 KB to each page, so
+ * browser bundles get an inert stand-in whose parse calls throw (loudly, should
+ * a page ever try to validate with it).
+ */
+const zodStandIn = {
+  name: "zod-stand-in",
+  setup(b) {
+    b.onResolve({ filter: /^zod(\/.*)?$/ }, (args) => ({ path: args.path, namespace: "zod-stand-in" }));
+    b.onLoad({ filter: /.*/, namespace: "zod-stand-in" }, () => ({
+      loader: "js",
+      contents: `
+        const refuse = () => { throw new Error("zod is not bundled into the browser pages: validate on the server"); };
+        const PARSE = new Set(["parse", "safeParse", "parseAsync", "safeParseAsync", "decode", "encode"]);
+        const stub = new Proxy(function () {}, {
+          get: (_t, key) => (typeof key !== "string" || key === "then" ? undefined : PARSE.has(key) ? refuse : stub),
+          apply: () => stub,
+        });
+        export const z = stub;
+        export default stub;`,
+    }));
+  },
+};
+
 const pick = (entries) => Object.fromEntries(Object.entries(entries).filter(([, src]) => existsSync(src)));
 
 await build({
@@ -39,6 +67,7 @@ if (Object.keys(pages).length > 0) {
     minify: true,
     sourcemap: true,
     logLevel: "warning",
+    plugins: [zodStandIn],
   });
 }
 mkdirSync("dist/public", { recursive: true });

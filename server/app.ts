@@ -88,6 +88,15 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     const mk = (name: string) => {
       const c = new Redis(config.redisUrl!, { maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 100, 1000) });
       c.on("error", (err: Error) => log.debug({ err: err.message, client: name }, "redis client error"));
+      // The adapter fires PUBLISH / SUBSCRIBE without awaiting them (pitfall 2): in a Redis outage their
+      // rejections (MaxRetriesPerRequestError) were unhandled and killed the process. Every command's
+      // promise gets a handler here; a caller that awaits it still sees the error.
+      const send = c.sendCommand.bind(c);
+      c.sendCommand = ((...args: Parameters<Redis["sendCommand"]>) => {
+        const reply = send(...args);
+        if (reply instanceof Promise) reply.catch(() => undefined);
+        return reply;
+      }) as Redis["sendCommand"];
       return c;
     };
     redis = mk("limits");
@@ -107,25 +116,33 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     enforce: (e) => gateway?.enforce(e),
     sweep: () => gateway?.sweep(),
     onEventApplied: (e, source) => metrics.revocations.inc({ reason: e.reason, source }),
+    onStoreReset: async () => ensureAdmin?.(),
   });
   const check = createTokenCheck({ tokens, cache, clock, revocationAvailable: () => revocations.available() });
   const limits = createRateLimits(config, redis);
   const users = new UserDirectory(store);
   const accounts = new Accounts({ store, tokens, cache, revocations, clock, refreshTtlMs: config.refreshTokenTtlMs });
 
+  // Created at start and again if the store loses its data (a Redis without persistence restarted).
+  let ensureAdmin: (() => Promise<void>) | undefined;
   if (config.adminUsername && config.adminPassword) {
-    const admin = await store.upsertAdmin({
-      id: newId(),
-      username: config.adminUsername,
-      role: "admin",
-      passwordHash: await hashPassword(config.adminPassword),
-      guest: false,
-      createdAt: clock.now(),
-      version: 0,
-      tokenValidAfter: 0,
-      ban: null,
-    });
-    log.info({ username: admin.username }, "admin account ready");
+    const username = config.adminUsername;
+    const passwordHash = await hashPassword(config.adminPassword);
+    ensureAdmin = async () => {
+      const admin = await store.upsertAdmin({
+        id: newId(),
+        username,
+        role: "admin",
+        passwordHash,
+        guest: false,
+        createdAt: clock.now(),
+        version: 0,
+        tokenValidAfter: 0,
+        ban: null,
+      });
+      log.info({ username: admin.username }, "admin account ready");
+    };
+    await ensureAdmin();
   }
 
   // ---- HTTP ----
@@ -134,6 +151,9 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   app.disable("x-powered-by");
   if (config.trustProxy !== undefined) app.set("trust proxy", config.trustProxy);
   app.use((req, res, next) => {
+    // Stopping: no keep-alive. server.close() only drops connections idle at that instant; one a
+    // load balancer keeps busy (health checks on /readyz) would hold the exit past the deadline.
+    if (shuttingDown) res.setHeader("Connection", "close");
     const started = process.hrtime.bigint();
     res.on("finish", () => {
       const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
@@ -167,10 +187,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       return null;
     },
   };
-  app.use(opsRoutes({ metrics, readiness, nodeId: config.nodeId }));
-  app.use(authRoutes({ accounts, check, users, revocations, limits }));
-  app.use(sessionRoutes({ check, store, presence, revocations, clock }));
-  app.use(adminRoutes({ check, store, presence, revocations, clock }));
+  // Pages first: the admin API router guards everything under /admin, the page included.
   const publicDir = deps.publicDir ?? path.join(process.cwd(), "dist", "public");
   const page = (file: string) => (_req: express.Request, res: express.Response) => {
     const full = path.join(publicDir, file);
@@ -180,6 +197,10 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   app.get("/", page("game.html"));
   app.get("/admin", page("admin.html"));
   app.use("/static", express.static(publicDir, { index: false, maxAge: "1h" }));
+  app.use(opsRoutes({ metrics, readiness, nodeId: config.nodeId }));
+  app.use(authRoutes({ accounts, check, users, revocations, limits }));
+  app.use(sessionRoutes({ check, store, presence, revocations, clock }));
+  app.use(adminRoutes({ check, store, presence, revocations, clock }));
   app.use((_req, _res, next) => next(new GatehouseError(ErrorCode.NOT_FOUND)));
   app.use(errorHandler(log));
 
@@ -207,7 +228,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     presence,
     nodeId: config.nodeId,
     handshakeLimiter: limits.handshakeIp,
-    trustProxy: Boolean(config.trustProxy),
+    // Exactly express's req.ip (same "trust proxy" setting), for the handshake's raw request.
+    clientIp: (raw) => (Object.create(app.request, { app: { value: app }, headers: { value: raw.headers }, socket: { value: raw.socket } }) as express.Request).ip,
     usernameOf: (userId) => users.usernameOf(userId),
   });
   const game: GameHandle = registerGame({ io, gateway, clock, log, nodeId: config.nodeId, clustered: adapterClients.length === 2 });

@@ -1,0 +1,317 @@
+/**
+ * GET /admin — the admin dashboard: admin login; online players across the
+ * cluster (refreshed every 2 s) with Kick, Ban and per-session Revoke;
+ * Revoke-all behind a confirm(); the audit log. A non-admin account or a 403
+ * gets a clear refusal, never an empty page.
+ */
+import { ErrorCode } from "../../shared/errors";
+import { reasonText, type AuditEntry, type OnlinePlayer } from "../../shared/protocol";
+import { GatehouseClient, GatehouseClientError, webStorage } from "../sdk";
+import { byTestId, el, errorText, formatDateTime, formatTime, sessionIsDead, showOnly } from "./dom";
+
+const POLL_MS = 2000;
+const AUDIT_LIMIT = 50;
+const NOT_ADMIN = "This account is not an admin.";
+
+const ui = {
+  whoami: byTestId("admin-whoami"),
+  name: byTestId("admin-name"),
+  logout: byTestId<HTMLButtonElement>("admin-logout"),
+  refused: byTestId("admin-refused"),
+  refusedText: byTestId("admin-refused-text"),
+  refusedBack: byTestId<HTMLButtonElement>("admin-refused-back"),
+  loginView: byTestId("admin-login-view"),
+  loginForm: byTestId<HTMLFormElement>("admin-login-form"),
+  username: byTestId<HTMLInputElement>("admin-username"),
+  password: byTestId<HTMLInputElement>("admin-password"),
+  loginButton: byTestId<HTMLButtonElement>("admin-login-button"),
+  loginError: byTestId("admin-login-error"),
+  dashboard: byTestId("dashboard"),
+  status: byTestId("admin-status"),
+  reason: byTestId<HTMLInputElement>("action-reason"),
+  revokeAll: byTestId<HTMLButtonElement>("revoke-all"),
+  playersBody: byTestId<HTMLTableSectionElement>("players-body"),
+  playersEmpty: byTestId("players-empty"),
+  onlineCount: byTestId("online-count"),
+  error: byTestId("admin-error"),
+  auditBody: byTestId<HTMLTableSectionElement>("audit-body"),
+};
+const views = [ui.loginView, ui.dashboard];
+
+const client = new GatehouseClient({ baseUrl: location.origin, storage: webStorage(sessionStorage, "gatehouse.admin"), device: "admin dashboard" });
+
+let pollTimer: ReturnType<typeof setTimeout> | undefined;
+let polling = false;
+
+// ---------------------------------------------------------------- views
+
+function showLogin(message: string): void {
+  stopPolling();
+  ui.whoami.hidden = true;
+  ui.refused.hidden = true;
+  showOnly(ui.loginView, views);
+  ui.loginError.textContent = message;
+  ui.username.focus();
+}
+
+function showRefused(text = NOT_ADMIN): void {
+  stopPolling();
+  ui.whoami.hidden = true;
+  showOnly(null, views);
+  ui.refusedText.textContent = text;
+  ui.refused.hidden = false;
+  ui.refusedBack.focus();
+}
+
+function showDashboard(): void {
+  ui.refused.hidden = true;
+  ui.whoami.hidden = false;
+  ui.name.textContent = client.user?.username ?? "";
+  showOnly(ui.dashboard, views);
+  startPolling();
+}
+
+// ---------------------------------------------------------------- auth
+
+async function signIn(): Promise<void> {
+  ui.loginError.textContent = "";
+  const username = ui.username.value.trim();
+  const password = ui.password.value;
+  if (!username || !password) {
+    ui.loginError.textContent = "Enter the admin username and password.";
+    return;
+  }
+  ui.loginButton.disabled = true;
+  try {
+    const pair = await client.login(username, password);
+    ui.password.value = "";
+    if (pair.user.role !== "admin") {
+      // Do not leave a player's session behind on the admin page.
+      await client.logout().catch(() => undefined);
+      return showRefused();
+    }
+    showDashboard();
+  } catch (err) {
+    ui.loginError.textContent = errorText(err);
+  } finally {
+    ui.loginButton.disabled = false;
+  }
+}
+
+/** What every admin call does with a failure: refusal, dead session, or a message. */
+async function handleFailure(err: unknown, what: string): Promise<void> {
+  if (err instanceof GatehouseClientError && err.code === ErrorCode.FORBIDDEN) {
+    // A demoted admin: this session is a player's, of no use here.
+    await client.logout().catch(() => undefined);
+    return showRefused();
+  }
+  if (sessionIsDead(err)) {
+    client.forget();
+    return showLogin(`Your admin session has ended (${errorText(err)}).`);
+  }
+  ui.error.textContent = `${what}: ${errorText(err)}`;
+}
+
+// ---------------------------------------------------------------- polling
+
+function startPolling(): void {
+  stopPolling();
+  polling = true;
+  void poll();
+}
+
+function stopPolling(): void {
+  polling = false;
+  if (pollTimer !== undefined) clearTimeout(pollTimer);
+  pollTimer = undefined;
+}
+
+/** One refresh; the next one is scheduled after it settles, so slow answers never pile up. */
+async function poll(): Promise<void> {
+  if (pollTimer !== undefined) clearTimeout(pollTimer);
+  pollTimer = undefined;
+  try {
+    const [players, audit] = await Promise.all([client.admin.players(), client.admin.audit(AUDIT_LIMIT)]);
+    if (!polling) return;
+    renderPlayers(players);
+    renderAudit(audit);
+    ui.error.textContent = "";
+    ui.status.textContent = `Updated ${formatTime(Date.now())}`;
+  } catch (err) {
+    if (!polling) return;
+    await handleFailure(err, "Could not refresh");
+  }
+  if (polling) pollTimer = setTimeout(() => void poll(), POLL_MS);
+}
+
+// ---------------------------------------------------------------- players
+
+const sessionsKey = (p: OnlinePlayer) => JSON.stringify(p.sessions);
+
+function renderPlayers(list: OnlinePlayer[]): void {
+  const seen = new Set<string>();
+  let previous: HTMLTableRowElement | null = null;
+  for (const p of list) {
+    seen.add(p.userId);
+    let row = ui.playersBody.querySelector<HTMLTableRowElement>(`tr[data-user-id="${CSS.escape(p.userId)}"]`);
+    if (!row) row = playerRow(p);
+    // Keep the server's order (by name) without rebuilding rows: an open ban form survives refreshes.
+    const wanted: ChildNode | null = previous ? previous.nextSibling : ui.playersBody.firstChild;
+    if (wanted !== row) ui.playersBody.insertBefore(row, wanted);
+    if (row.dataset.sessions !== sessionsKey(p)) renderSessions(row, p);
+    previous = row;
+  }
+  for (const row of Array.from(ui.playersBody.rows)) if (!seen.has(row.dataset.userId ?? "")) row.remove();
+  ui.playersEmpty.hidden = list.length > 0;
+  const sockets = list.reduce((n, p) => n + p.sessions.length, 0);
+  ui.onlineCount.textContent = `(${list.length} ${list.length === 1 ? "player" : "players"}, ${sockets} ${sockets === 1 ? "connection" : "connections"})`;
+}
+
+function playerRow(p: OnlinePlayer): HTMLTableRowElement {
+  const kick = el("button", { type: "button", class: "warn", "data-testid": "kick", "aria-label": `Kick ${p.username}` }, "Kick");
+  kick.addEventListener("click", () => void act(kick, `Kicked ${p.username}`, () => client.admin.kick(p.userId, reasonValue())));
+
+  const until = el("input", { type: "datetime-local", id: `ban-until-${p.userId}`, "data-testid": "ban-until" });
+  const reason = el("input", { id: `ban-reason-${p.userId}`, maxlength: "200", "data-testid": "ban-reason" });
+  const confirmBan = el("button", { type: "submit", class: "danger", "data-testid": "ban-confirm" }, `Ban ${p.username}`);
+  const form = el(
+    "form",
+    { class: "ban-form", "data-testid": "ban-form" },
+    el("label", { for: reason.id }, "Reason (optional)"),
+    reason,
+    el("label", { for: until.id }, "Until (optional; empty = until unbanned)"),
+    until,
+    confirmBan,
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const untilDate = until.value ? new Date(until.value) : undefined;
+    if (untilDate && !(untilDate.getTime() > Date.now())) {
+      ui.error.textContent = "A ban's end must be in the future.";
+      until.focus();
+      return;
+    }
+    void act(confirmBan, `Banned ${p.username}${untilDate ? ` until ${untilDate.toLocaleString()}` : ""}`, () =>
+      client.admin.ban(p.userId, { ...(reason.value.trim() ? { reason: reason.value.trim() } : {}), ...(untilDate ? { until: untilDate } : {}) }),
+    );
+  });
+  const details = el("details", { class: "ban", "data-testid": "ban-details" }, el("summary", { "aria-label": `Ban ${p.username}…` }, "Ban…"), form);
+
+  return el(
+    "tr",
+    { "data-testid": "player-row", "data-user-id": p.userId, "data-username": p.username },
+    el("th", { scope: "row" }, el("span", { class: "name" }, p.username), el("small", { class: "id" }, p.userId)),
+    el("td", { class: "sessions-cell" }),
+    el("td", { class: "actions" }, kick, details),
+  );
+}
+
+function renderSessions(row: HTMLTableRowElement, p: OnlinePlayer): void {
+  row.dataset.sessions = sessionsKey(p);
+  const cell = row.querySelector<HTMLTableCellElement>(".sessions-cell")!;
+  cell.replaceChildren(
+    el(
+      "ul",
+      { class: "session-list" },
+      ...p.sessions.map((s) => {
+        const revoke = el("button", { type: "button", "data-testid": "revoke-session", "aria-label": `Revoke session ${s.sessionId} of ${p.username}` }, "Revoke");
+        revoke.addEventListener("click", () => void act(revoke, `Revoked a session of ${p.username}`, () => client.admin.revokeSession(s.sessionId, reasonValue())));
+        return el(
+          "li",
+          { "data-testid": "admin-session", "data-session-id": s.sessionId, "data-node-id": s.nodeId },
+          el("span", { class: "node" }, s.nodeId),
+          ` · since ${formatTime(s.connectedAt)} `,
+          revoke,
+        );
+      }),
+    ),
+  );
+}
+
+const reasonValue = (): string | undefined => ui.reason.value.trim() || undefined;
+
+/** Runs an admin action with its button disabled, then refreshes at once. */
+async function act(button: HTMLButtonElement, done: string, action: () => Promise<void>): Promise<void> {
+  button.disabled = true;
+  ui.error.textContent = "";
+  try {
+    await action();
+    ui.status.textContent = done;
+    if (polling) void poll();
+  } catch (err) {
+    await handleFailure(err, "Action failed");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function revokeAll(): Promise<void> {
+  if (!confirm("Revoke ALL sessions? Every player on every node is signed out at once, and so are you.")) return;
+  ui.revokeAll.disabled = true;
+  stopPolling();
+  try {
+    await client.admin.revokeAll();
+    // Our own token died with the others: log in again.
+    client.forget();
+    showLogin("All sessions were signed out, yours included. Log in again.");
+  } catch (err) {
+    await handleFailure(err, "Revoke all failed");
+    if (client.isLoggedIn && !ui.dashboard.hidden) startPolling();
+  } finally {
+    ui.revokeAll.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- audit
+
+function renderAudit(entries: AuditEntry[]): void {
+  if (entries.length === 0) {
+    ui.auditBody.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "empty" }, "No admin actions yet.")));
+    return;
+  }
+  ui.auditBody.replaceChildren(
+    ...entries.map((e) => {
+      const detail = e.detail ?? {};
+      const username = typeof detail.username === "string" ? detail.username : undefined;
+      const rest = Object.entries(detail)
+        .filter(([k, v]) => k !== "username" && v !== null && v !== undefined)
+        .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
+        .join(", ");
+      const targetCell = el("td", {}, username ? el("span", { class: "name" }, username) : null, e.target ? el("small", { class: "id" }, e.target) : null);
+      if (e.action === "ban" && e.target) {
+        const target = e.target;
+        const unban = el("button", { type: "button", "data-testid": "unban", "aria-label": `Unban ${username ?? target}` }, "Unban");
+        unban.addEventListener("click", () => void act(unban, `Unbanned ${username ?? target}`, () => client.admin.unban(target)));
+        targetCell.append(" ", unban);
+      }
+      return el(
+        "tr",
+        { "data-testid": "audit-row", "data-action": e.action },
+        el("td", {}, el("time", { datetime: e.at }, formatDateTime(e.at))),
+        el("td", {}, e.actorName),
+        el("td", {}, el("span", { class: `action action-${e.action}` }, e.action.replace(/_/g, " "))),
+        targetCell,
+        el("td", { class: "detail" }, rest),
+      );
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- start
+
+ui.loginForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  void signIn();
+});
+ui.logout.addEventListener("click", () => {
+  stopPolling();
+  void client.logout().finally(() => showLogin("You signed out."));
+});
+ui.refusedBack.addEventListener("click", () => showLogin(""));
+// A background refresh found the session dead (revoked, banned...): say so, do not poll on.
+client.on("revoked", (e) => showLogin(`Your admin session has ended: ${reasonText[e.reason] ?? e.message}`));
+ui.revokeAll.addEventListener("click", () => void revokeAll());
+
+if (!client.isLoggedIn) showLogin("");
+else if (client.user?.role !== "admin") void client.logout().finally(() => showRefused());
+else showDashboard();
