@@ -83,10 +83,24 @@ export function registerGame(deps: GameDeps): GameHandle {
     });
   }
 
+  /**
+   * Our share of a room, to the other nodes at once on a join or leave (the tick
+   * repeats it): without it a node answered a join with a room missing whoever
+   * joined elsewhere in the last tick (and they never got a player:joined for
+   * them), and kept showing a player who left in `state` for REMOTE_STALE_MS.
+   * Sent before the player:joined / player:left broadcast, on the same Redis
+   * connection, so the other nodes have it by the time their clients hear it.
+   */
+  const publishShare = (roomId: string) => {
+    if (!deps.clustered) return;
+    io.serverSideEmit(ROOM_STATE_EVENT, { roomId, nodeId: deps.nodeId, players: arena.playersIn(roomId).map(view) } satisfies RoomShare);
+  };
+
   const leave = (socket: GameSocket) => {
     const p = arena.leave(socket.id);
     if (!p) return;
     void socket.leave(roomKey(p.roomId));
+    publishShare(p.roomId);
     io.to(roomKey(p.roomId)).emit(Events.PLAYER_LEFT, { playerId: p.playerId, userId: p.userId, username: p.username });
   };
 
@@ -104,6 +118,7 @@ export function registerGame(deps: GameDeps): GameHandle {
       const { roomId } = parsed.data;
       const p = arena.join(socket.id, who(), roomId, clock.now());
       void socket.join(roomKey(roomId));
+      publishShare(roomId);
       socket.to(roomKey(roomId)).emit(Events.PLAYER_JOINED, view(p));
       reply({ ok: true, room: { id: roomId, players: roomPlayers(roomId, clock.now()) }, you: view(p) });
     });

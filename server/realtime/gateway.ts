@@ -4,6 +4,7 @@
  * expiry with in-band `auth:refresh`, and forced disconnects for revocations,
  * found through local per-user / per-session indexes (O(covered sockets)).
  */
+import type { IncomingMessage } from "node:http";
 import type { DefaultEventsMap, Server, Socket } from "socket.io";
 import type { Logger } from "pino";
 import type { RateLimiterAbstract } from "rate-limiter-flexible";
@@ -38,7 +39,13 @@ export interface GatewayDeps {
   presence: Presence;
   nodeId: string;
   handshakeLimiter: RateLimiterAbstract | null;
-  trustProxy: boolean;
+  /**
+   * The client address of a handshake request, for the per-IP limit. app.ts passes
+   * express's own `req.ip` logic, so TRUST_PROXY means the same here as for HTTP
+   * (behind N proxies, the Nth address from the right of X-Forwarded-For, never
+   * the client-supplied leftmost one). Default: the peer address.
+   */
+  clientIp?(req: IncomingMessage): string | undefined;
   /** username for a user id (cached by the caller; not part of the check) */
   usernameOf(userId: string): Promise<string | null>;
 }
@@ -150,12 +157,7 @@ export class Gateway {
   }
 
   private clientIp(socket: GameSocket): string {
-    if (this.deps.trustProxy) {
-      const xff = socket.handshake.headers["x-forwarded-for"];
-      const first = (Array.isArray(xff) ? xff[0] : xff)?.split(",")[0]?.trim();
-      if (first) return first;
-    }
-    return socket.handshake.address;
+    return this.deps.clientIp?.(socket.request) || socket.handshake.address;
   }
 
   // ---- live sockets ----

@@ -19,6 +19,12 @@ export interface RevocationsOptions {
   /** called after a resync: every local socket must be re-checked against the cache */
   sweep(): void;
   onEventApplied?(e: RevocationEvent, source: "local" | "feed"): void;
+  /**
+   * called once the node has found that the store lost data (its seq went back:
+   * a Redis without persistence restarted) and has revoked every earlier token;
+   * re-creates what the node itself put in the store at start (the admin account)
+   */
+  onStoreReset?(): Promise<void>;
 }
 
 const RESYNC_RETRY_MS = 250;
@@ -50,6 +56,14 @@ export class Revocations {
   private probeTimer: NodeJS.Timeout | undefined;
   /** store seq seen by the previous probe that we had not reached yet */
   private probeBehind: number | null = null;
+  /** lastSeq when we went out of sync: any event after that carries a higher seq unless the store went back */
+  private seqAtLoss: number | null = null;
+  /** a feed event showed the store's seq went back while we were out of sync */
+  private storeWentBack = false;
+  /** the store lost data: a global revocation must be written before we call ourselves in sync */
+  private resetRevocationPending = false;
+  /** the store lost data: onStoreReset has not run yet */
+  private resetHookPending = false;
   private closed = false;
 
   constructor(
@@ -121,6 +135,12 @@ export class Revocations {
   }
 
   private onFeedEvent(e: RevocationEvent): void {
+    if (!this.synced && this.seqAtLoss !== null && e.seq <= this.seqAtLoss) {
+      // Published after we lost the feed, yet numbered at or below what we had seen: the store
+      // restarted empty and its new sequence already caught up with ours, so a seq comparison
+      // at resync time alone would miss the loss.
+      this.storeWentBack = true;
+    }
     if (this.synced && e.seq > this.lastSeq + 1) {
       // A gap: something published between lastSeq and e.seq never reached us.
       this.markLost(`seq gap ${this.lastSeq} -> ${e.seq}`);
@@ -159,6 +179,7 @@ export class Revocations {
     if (this.synced) {
       this.log.warn({ why }, "revocation feed out of sync");
       this.synced = false;
+      this.seqAtLoss = this.lastSeq;
       this.unsyncedSince = this.clock.now();
     }
   }
@@ -178,24 +199,45 @@ export class Revocations {
     this.resyncing = (async () => {
       try {
         const snapshot = await this.store.loadMarks(this.clock.now());
-        if (snapshot.seq < seqBefore) {
+        if (snapshot.seq < seqBefore || this.storeWentBack || this.resetRevocationPending) {
           // The store went back in time (a Redis without persistence restarted):
           // keep every mark we hold, they still describe tokens in the wild, and
-          // count gaps from the store's new sequence.
-          this.log.error({ storeSeq: snapshot.seq, ourSeq: seqBefore }, "store lost revocation state; keeping cached marks");
+          // count gaps from the store's new sequence (events held during the load
+          // are all from after the loss, so from that new sequence too).
+          if (!this.resetRevocationPending) {
+            this.log.error({ storeSeq: snapshot.seq, ourSeq: seqBefore }, "store lost revocation state; keeping cached marks, revoking every earlier token");
+          }
           this.cache.load(snapshot, "merge");
-          this.lastSeq = snapshot.seq;
+          this.lastSeq = Math.max(snapshot.seq, ...(this.heldDuringResync ?? []).map((e) => e.seq));
+          this.resetRevocationPending = true;
+          this.resetHookPending = true;
+          this.storeWentBack = false;
         } else {
           this.cache.load(snapshot, "replace");
           this.lastSeq = Math.max(this.lastSeq, snapshot.seq);
         }
         // Events that arrived while we loaded may postdate the snapshot: replay them over it.
         for (const e of this.heldDuringResync ?? []) this.cache.apply(e);
+        if (this.resetRevocationPending) {
+          // The store no longer knows the sessions, users and marks behind the tokens issued
+          // before the loss, and nodes started from now on would not know our cached marks:
+          // revoke them all, durably in the new store, before reporting ready. Every node that
+          // noticed does it, each as it reconnects (within about a second of each other): a
+          // token issued in between by a node already back is revoked too, and its client
+          // logs in again. Rare and safe, unlike a node that vouched for unknown tokens.
+          await this.revoke({ kind: "global", reason: "revoked_all" });
+          this.resetRevocationPending = false;
+        }
+        if (this.resetHookPending) {
+          await this.opts.onStoreReset?.();
+          this.resetHookPending = false;
+        }
         // A loss during the load means the snapshot may predate missed events.
         if (generation === this.lossGeneration) {
           this.synced = true;
           this.startedOnce = true;
           this.unsyncedSince = null;
+          this.seqAtLoss = null;
         } else {
           this.resyncAgain = true;
         }
