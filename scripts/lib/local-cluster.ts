@@ -38,10 +38,18 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   };
   const nodes: NodeProcess[] = [];
   const addNode = async (port?: number) => {
-    const p = port ?? (opts.basePort ? opts.basePort + nodes.length : await freePort());
-    const n = await startNodeProcess({ port: p, env, echo: opts.echo ?? false });
-    nodes.push(n);
-    return n;
+    const fixed = port ?? (opts.basePort ? opts.basePort + nodes.length : undefined);
+    // A free port we picked can be taken before the node binds it (e.g. as the local port of an
+    // outgoing connection): pick another, as startRedis does. A port the caller chose is not retried.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const n = await startNodeProcess({ port: fixed ?? (await freePort()), env, echo: opts.echo ?? false });
+        nodes.push(n);
+        return n;
+      } catch (err) {
+        if (fixed !== undefined || attempt >= 3 || !String(err).includes("EADDRINUSE")) throw err;
+      }
+    }
   };
   try {
     // Sequential: the first node creates the admin account; the rest find it.

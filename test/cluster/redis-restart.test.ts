@@ -1,0 +1,107 @@
+/**
+ * Losing Redis (contract sections 1 and 5, REVOCATION_MAX_STALENESS=1s): while
+ * it is down the nodes say 503 on /readyz and, past the staleness window,
+ * refuse new handshakes and authenticated requests with REVOCATION_UNAVAILABLE,
+ * yet keep the sockets they hold (players in a room keep playing on their
+ * node). Redis then comes back on the same port EMPTY (no persistence): the
+ * nodes recover by themselves, and since the store lost every revocation,
+ * account and session, every token issued before the loss is revoked
+ * cluster-wide (`revoked_all`), so no node vouches for a token the store can
+ * no longer vouch for. New accounts work at once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TokenPair } from "../../shared/claims";
+import { call, register, uniqueName } from "../helpers/http";
+import { connect, emitAck, nextEvent, refusedCode, type TestSocket } from "../helpers/sockets";
+import { waitFor } from "../helpers/wait";
+import {
+  adminOf,
+  expectAcceptedEverywhere,
+  expectAlive,
+  expectDropped,
+  expectRefusedEverywhere,
+  startCluster,
+  waitReadyz,
+  type LocalCluster,
+} from "../helpers/cluster";
+
+describe("Redis stops, then restarts empty", () => {
+  let cluster: LocalCluster;
+  let urls: string[];
+  const open: TestSocket[] = [];
+
+  beforeAll(async () => {
+    cluster = await startCluster(2, { REVOCATION_MAX_STALENESS: "1s" });
+    urls = cluster.nodes.map((n) => n.url);
+  });
+  afterAll(async () => {
+    for (const s of open) s.close();
+    await cluster?.stop();
+  });
+
+  it("outage: 503s past the staleness window, existing sockets stay; back empty: nodes recover, old tokens revoked, new ones work", async () => {
+    const [n1, n2] = urls as [string, string];
+    // Before: a revocation (so the store has a sequence to lose), players in a room on both nodes.
+    const admin = await adminOf(cluster, n1);
+    const kicked = await register(n1);
+    expect((await call(n1, "POST", `/admin/users/${kicked.user.id}/kick`, { token: admin.accessToken, body: {} })).status).toBe(202);
+    const a = await register(n1, uniqueName("a"));
+    const b = await register(n2, uniqueName("b"));
+    const [sa, sb] = await Promise.all([connect(n1, a.accessToken), connect(n2, b.accessToken)]);
+    open.push(sa, sb);
+    expect(await emitAck(sa.socket, "room:join", { roomId: "outage" })).toMatchObject({ ok: true });
+    expect(await emitAck(sb.socket, "room:join", { roomId: "outage" })).toMatchObject({ ok: true });
+    await waitReadyz(urls, 200);
+
+    // ---- Redis goes away ----
+    await cluster.redis.stop();
+    await waitReadyz(urls, 503);
+    // Past REVOCATION_MAX_STALENESS: authenticated HTTP and new handshakes are refused (503), on every node.
+    for (const url of urls) {
+      await waitFor(async () => (await call(url, "GET", "/me", { token: a.accessToken })).status === 503, { timeoutMs: 5000, message: `${url} /me 503` });
+      const me = await call(url, "GET", "/me", { token: a.accessToken });
+      expect(me.body.error.code).toBe("REVOCATION_UNAVAILABLE");
+      const hs = await refusedCode(url, a.accessToken, { reconnection: false });
+      expect(hs).toMatchObject({ message: "REVOCATION_UNAVAILABLE", data: { code: "REVOCATION_UNAVAILABLE" } });
+    }
+    // Existing sockets stay connected and keep playing on their node (the game tick keeps running).
+    for (const s of [sa, sb]) {
+      expect(s.socket.connected).toBe(true);
+      expect(s.revocations).toEqual([]);
+      expect(await emitAck(s.socket, "move", { x: 400, y: 300 })).toMatchObject({ ok: true });
+      await nextEvent(s.socket, "state", 2000);
+      // The in-band refresh is a check like any other: refused while revocation state is unavailable.
+      expect(await emitAck(s.socket, "auth:refresh", { token: (s === sa ? a : b).accessToken })).toMatchObject({
+        ok: false,
+        error: { code: "REVOCATION_UNAVAILABLE" },
+      });
+    }
+    // Still alive after a few seconds of outage (no crash from unanswered Redis commands).
+    await waitFor(async () => (await call(n1, "GET", "/healthz")).status === 200);
+    for (const n of cluster.nodes) expect(n.proc.exitCode, n.nodeId).toBeNull();
+
+    // ---- Redis comes back on the same port, empty ----
+    await cluster.redis.restart();
+    await waitReadyz(urls, 200, 15_000);
+    for (const n of cluster.nodes) expect(n.proc.exitCode, n.nodeId).toBeNull();
+
+    // The store lost every revocation, account and session: tokens issued before are revoked
+    // cluster-wide, their sockets told why, refused on every node.
+    await Promise.all([expectDropped(sa, "revoked_all"), expectDropped(sb, "revoked_all")]);
+    for (const pair of [a, b, kicked, admin]) await expectRefusedEverywhere(urls, pair, "TOKEN_REVOKED");
+    const refresh = await call(n2, "POST", "/auth/refresh", { body: { refreshToken: a.refreshToken } });
+    expect(refresh.body.error.code).toBe("REFRESH_INVALID");
+
+    // New accounts work at once, across nodes (registration on one, handshake on the other).
+    const fresh: TokenPair = await register(n1, uniqueName("after"));
+    await expectAcceptedEverywhere(urls, fresh);
+    const sf = await connect(n2, fresh.accessToken);
+    open.push(sf);
+    await expectAlive(sf, fresh);
+    // The admin account is back too (recreated from ADMIN_USERNAME / ADMIN_PASSWORD) and can act cluster-wide.
+    const admin2 = await adminOf(cluster, n2);
+    const r = await call(n1, "POST", `/admin/users/${fresh.user.id}/kick`, { token: admin2.accessToken, body: {} });
+    expect(r.status).toBe(202);
+    await expectDropped(sf, "kicked");
+  });
+});
