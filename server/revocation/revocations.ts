@@ -60,6 +60,8 @@ export class Revocations {
   private seqAtLoss: number | null = null;
   /** a feed event showed the store's seq went back while we were out of sync */
   private storeWentBack = false;
+  /** the store dataset we were last in sync with (see MarkSnapshot.epoch) */
+  private epoch: string | null = null;
   /** the store lost data: a global revocation must be written before we call ourselves in sync */
   private resetRevocationPending = false;
   /** the store lost data: onStoreReset has not run yet */
@@ -199,7 +201,9 @@ export class Revocations {
     this.resyncing = (async () => {
       try {
         const snapshot = await this.store.loadMarks(this.clock.now());
-        if (snapshot.seq < seqBefore || this.storeWentBack || this.resetRevocationPending) {
+        const epochChanged = this.epoch !== null && snapshot.epoch !== this.epoch;
+        this.epoch = snapshot.epoch;
+        if (epochChanged || snapshot.seq < seqBefore || this.storeWentBack || this.resetRevocationPending) {
           // The store went back in time (a Redis without persistence restarted):
           // keep every mark we hold, they still describe tokens in the wild, and
           // count gaps from the store's new sequence (events held during the load

@@ -11,6 +11,7 @@
  * Records are copied in and out, so callers can never mutate stored state
  * (and behave as with Redis, which hands out fresh objects).
  */
+import { randomBytes } from "node:crypto";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { AuditEntry } from "../../shared/protocol";
 import type {
@@ -74,6 +75,8 @@ export class MemoryStore implements Store {
   private refreshValidAfter = 0;
 
   private seq = 0;
+  /** the memory store never loses its data while the process lives */
+  private readonly epoch = randomBytes(8).toString("hex");
   private readonly subscribers = new Set<(e: RevocationEvent) => void>();
   /** oldest first; listAudit reverses */
   private readonly audit: AuditEntry[] = [];
@@ -251,6 +254,7 @@ export class MemoryStore implements Store {
     this.purgeMarks(now);
     const g = this.globalMark;
     return {
+      epoch: this.epoch,
       seq: this.seq,
       jtis: [...this.jtiMarks].map(([jti, m]) => ({ jti, expiresAt: m.expiresAt, reason: m.reason })),
       sessions: [...this.sessionMarks].map(([sessionId, m]) => ({ sessionId, expiresAt: m.expiresAt, reason: m.reason })),

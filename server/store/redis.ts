@@ -16,6 +16,7 @@
  *                         key, and it must outlive every refresh token it refuses
  *                         whatever the configured refresh lifetime is.
  *   P seq           STR   revocation sequence counter
+ *   P epoch         STR   random id of this dataset, set once (a Redis that lost its data gets a new one)
  *   P audit         LIST  newest first, capped
  *   channel P revocations: RevocationEvent JSON
  *
@@ -26,7 +27,7 @@
  * Every Redis failure surfaces as GatehouseError(REVOCATION_UNAVAILABLE) (503);
  * the command client does not queue or resend, so calls fail fast in an outage.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { AuditEntry } from "../../shared/protocol";
@@ -400,9 +401,13 @@ export class RedisStore implements Store {
 
   loadMarks(now: number): Promise<MarkSnapshot> {
     return this.run(async () => {
+      // The epoch names this Redis dataset: created once (NX), so a Redis that came
+      // back empty (or was flushed) shows a new one to every node that knew the old.
+      await this.client.set(this.k("epoch"), randomBytes(8).toString("hex"), "NX");
+      const epoch = (await this.client.get(this.k("epoch"))) ?? "";
       // seq first: every mark written up to it is then in the scan (marks only get newer).
       const seq = Number((await this.client.get(this.k("seq"))) ?? 0);
-      const snap: MarkSnapshot = { seq, jtis: [], sessions: [], users: [], bans: [], global: null };
+      const snap: MarkSnapshot = { epoch, seq, jtis: [], sessions: [], users: [], bans: [], global: null };
       const seen = new Set<string>();
       let cursor = "0";
       do {

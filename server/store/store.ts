@@ -107,6 +107,8 @@ export interface RevocationEvent {
 
 /** Revocation marks still alive, as loaded by a node at start or after losing the feed. */
 export interface MarkSnapshot {
+  /** names the store's dataset: it changes only if the store lost its data (Redis restarted empty, flushed) */
+  epoch: string;
   /** highest seq whose marks are included */
   seq: number;
   /** `reason` is the revocation reason that created the mark (so a node that missed the event can tell its sockets why) */

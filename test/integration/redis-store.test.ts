@@ -109,6 +109,7 @@ describe("RedisStore on a real redis-server", () => {
 
   it("fails fast with REVOCATION_UNAVAILABLE while Redis is down, and recovers after a restart", async () => {
     await store.createUser(user("before"));
+    const epochBefore = (await store.loadMarks(Date.now())).epoch;
     await server.stop();
     await within(probe.lost.promise, 5000, "onLost");
 
@@ -130,6 +131,10 @@ describe("RedisStore on a real redis-server", () => {
     expect(await codeOf(store.createUser({ ...user("After"), id: "other" }))).toBe(ErrorCode.USERNAME_TAKEN);
 
     await within(probe.resumed.promise, 10_000, "onResumed");
+    // A dataset that came back empty has a new epoch: that is how nodes notice the loss.
+    const epochAfter = (await store.loadMarks(Date.now())).epoch;
+    expect(epochAfter).not.toBe(epochBefore);
+    expect((await store.loadMarks(Date.now())).epoch).toBe(epochAfter);
     const e = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX });
     await waitFor(() => probe.events.some((x) => x.seq === e.seq), { message: "event after restart" });
     expect([probe.lostCount, probe.resumedCount]).toEqual([1, 1]);

@@ -380,7 +380,8 @@ function contract(h: Harness): void {
       await h.passTime(store, last.expiresAt);
       // now = 0 asks for every mark still stored at all: none may remain (Redis must have dropped the keys)
       const after = await store.loadMarks(0);
-      expect(after).toEqual({ seq: 3, jtis: [], sessions: [], users: [], bans: [], global: null });
+      expect(before.epoch).toMatch(/^[0-9a-f]{16}$/);
+      expect(after).toEqual({ epoch: before.epoch, seq: 3, jtis: [], sessions: [], users: [], bans: [], global: null });
     });
 
     it("seq increases across kinds and the snapshot reflects the last one", async () => {

@@ -54,7 +54,7 @@ describe("the token check", () => {
     expect(check(b.token)).toEqual({ ok: false, code: "SESSION_REVOKED" });
     const c = issue({ sessionId: "s3" });
     // A ban mark alone (e.g. loaded from a snapshot) refuses with USER_BANNED.
-    cache.load({ seq: 1, jtis: [], sessions: [], users: [], bans: [{ userId: "u1", until: null, expiresAt: Date.now() * 2 }], global: null });
+    cache.load({ epoch: "e", seq: 1, jtis: [], sessions: [], users: [], bans: [{ userId: "u1", until: null, expiresAt: Date.now() * 2 }], global: null });
     expect(check(c.token)).toEqual({ ok: false, code: "USER_BANNED" });
   });
 

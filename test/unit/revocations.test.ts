@@ -11,7 +11,7 @@ import { Revocations } from "../../server/revocation/revocations";
 import { MemoryStore } from "../../server/store/memory";
 import type { FeedStatusListener, MarkSnapshot, RevocationEvent } from "../../server/store/store";
 
-const empty = (seq: number): MarkSnapshot => ({ seq, jtis: [], sessions: [], users: [], bans: [], global: null });
+const empty = (seq: number, epoch: string): MarkSnapshot => ({ epoch, seq, jtis: [], sessions: [], users: [], bans: [], global: null });
 
 /** A MemoryStore whose feed we can drop and whose snapshots we can hold back. */
 class ControlledStore extends MemoryStore {
@@ -90,30 +90,35 @@ describe("Revocations (feed follower)", () => {
   it("events arriving while a snapshot loads are not wiped by it", async () => {
     const { store, cache, rev, ev, claims, clock } = setup();
     await rev.start();
+    const { epoch } = await store.loadMarks(0);
     store.hold = true;
-    store.nextSnapshot = empty(5); // taken before event 6 was written
+    store.nextSnapshot = empty(5, epoch); // taken before event 6 was written
     store.status!.onLost();
     store.status!.onResumed();
     store.deliver(ev(6, "s6"));
-    store.pendingLoad!(empty(5));
+    store.pendingLoad!(empty(5, epoch));
     await new Promise((r) => setImmediate(r));
     expect(rev.inSync).toBe(true);
     expect(cache.coverage(claims("s6"), clock.t)).not.toBeNull();
   });
 
-  it("a store that went back in time (Redis restarted empty) does not erase cached marks", async () => {
+  it.each([
+    ["its seq went back", 0],
+    ["its seq already counted past ours", 50],
+  ])("a store that lost its data (%s) does not erase cached marks and revokes every earlier token", async (_why, newSeq) => {
     const { store, cache, rev, ev, claims, clock } = setup();
     await rev.start();
     for (let i = 1; i <= 4; i++) store.deliver(ev(i, `s${i}`));
-    store.nextSnapshot = empty(0);
+    store.nextSnapshot = empty(newSeq, "a-new-dataset");
     store.status!.onLost();
     store.status!.onResumed();
     await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
     expect(rev.inSync).toBe(true);
     expect(cache.coverage(claims("s2"), clock.t)).not.toBeNull();
-    // New numbering from the restarted store is followed without a spurious gap.
-    store.deliver(ev(1, "n1"));
-    expect(rev.inSync).toBe(true);
+    // Tokens issued before the loss: their users and sessions are gone from the store.
+    expect(cache.globalValidAfter(clock.t)).toBe(Math.floor(clock.t / 1000) + 1);
+    expect(cache.coverage({ ...claims("fresh"), iat: Math.floor(clock.t / 1000) }, clock.t)?.reason).toBe("revoked_all");
   });
 
   it("out of sync: admits for at most the staleness window, then refuses until resynced", async () => {
