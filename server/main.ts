@@ -28,7 +28,10 @@ async function main(): Promise<void> {
   }
   const app = await createApp(config, { logger: log });
   const port = await app.listen();
-  log.info(`listening on http://${config.host}:${port}`);
+  const listening = `listening on http://${config.host}:${port}`;
+  // The contract promises this line whatever LOG_LEVEL says: launchers wait for it.
+  if (log.isLevelEnabled("info")) log.info(listening);
+  else process.stdout.write(`${listening}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {

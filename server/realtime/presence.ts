@@ -43,11 +43,15 @@ export class MemoryPresence implements Presence {
 
 export const PRESENCE_TTL_MS = 6000;
 const HEARTBEAT_MS = 2000;
+const FLUSH_MS = 50;
 
 export class RedisPresence extends MemoryPresence {
   private readonly key: string;
   private readonly nodesKey: string;
   private readonly timer: NodeJS.Timeout;
+  /** socket id -> entry to write, or null to delete */
+  private readonly pending = new Map<string, PresenceEntry | null>();
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -66,20 +70,42 @@ export class RedisPresence extends MemoryPresence {
 
   override add(entry: PresenceEntry): void {
     super.add(entry);
-    this.redis
-      .multi()
-      .hset(this.key, entry.socketId, JSON.stringify(entry))
-      .pexpire(this.key, PRESENCE_TTL_MS)
-      .exec()
-      .catch((err: Error) => this.log.debug({ err: err.message }, "presence add failed (rewritten on reconnect)"));
+    this.queue(entry.socketId, entry);
   }
 
   override remove(socketId: string): void {
     super.remove(socketId);
-    this.redis.hdel(this.key, socketId).catch(() => undefined);
+    this.queue(socketId, null);
+  }
+
+  /**
+   * Presence changes are written in batches every FLUSH_MS: one MULTI per
+   * connect was a large share of a handshake's cost (measured by npm run bench).
+   */
+  private queue(socketId: string, entry: PresenceEntry | null): void {
+    this.pending.set(socketId, entry);
+    this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_MS);
+  }
+
+  private async flush(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pending.size === 0) return;
+    const batch = [...this.pending];
+    this.pending.clear();
+    const added = batch.filter(([, e]) => e !== null).flatMap(([id, e]) => [id, JSON.stringify(e)]);
+    const removed = batch.filter(([, e]) => e === null).map(([id]) => id);
+    const m = this.redis.multi();
+    if (added.length > 0) m.hset(this.key, ...added);
+    if (removed.length > 0) m.hdel(this.key, ...removed);
+    await m
+      .pexpire(this.key, PRESENCE_TTL_MS)
+      .exec()
+      .catch((err: Error) => this.log.debug({ err: err.message }, "presence write failed (rewritten on reconnect)"));
   }
 
   override async list(): Promise<PresenceEntry[]> {
+    await this.flush(); // our own latest changes first
     const now = Date.now();
     const nodes = await this.redis.zrangebyscore(this.nodesKey, now - PRESENCE_TTL_MS, "+inf");
     const pipeline = this.redis.pipeline();
@@ -101,6 +127,8 @@ export class RedisPresence extends MemoryPresence {
 
   override async close(): Promise<void> {
     clearInterval(this.timer);
+    clearTimeout(this.flushTimer);
+    this.pending.clear();
     await this.redis.multi().del(this.key).zrem(this.nodesKey, this.nodeId).exec().catch(() => undefined);
     await super.close();
   }
