@@ -149,6 +149,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   let shuttingDown = false;
   const app = express();
   app.disable("x-powered-by");
+  // API answers are small and per-user: an ETag (a hash of every body) buys nothing.
+  app.set("etag", false);
   if (config.trustProxy !== undefined) app.set("trust proxy", config.trustProxy);
   app.use((req, res, next) => {
     // Stopping: no keep-alive. server.close() only drops connections idle at that instant; one a
