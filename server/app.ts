@@ -199,10 +199,12 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   app.get("/", page("game.html"));
   app.get("/admin", page("admin.html"));
   app.use("/static", express.static(publicDir, { index: false, maxAge: "1h" }));
+  // Routers sit under their prefix so a request skips the ones it cannot match in one test;
+  // the hot authenticated routes (/me, /sessions) come right after the probes.
   app.use(opsRoutes({ metrics, readiness, nodeId: config.nodeId }));
-  app.use(authRoutes({ accounts, check, users, revocations, limits }));
-  app.use(sessionRoutes({ check, store, presence, revocations, clock }));
-  app.use(adminRoutes({ check, store, presence, revocations, clock }));
+  app.use(sessionRoutes({ check, store, users, presence, revocations, clock }));
+  app.use("/auth", authRoutes({ accounts, check, revocations, limits }));
+  app.use("/admin", adminRoutes({ check, store, presence, revocations, clock }));
   app.use((_req, _res, next) => next(new GatehouseError(ErrorCode.NOT_FOUND)));
   app.use(errorHandler(log));
 

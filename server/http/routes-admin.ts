@@ -1,4 +1,4 @@
-/** /admin/*: cluster-wide player view, kick/ban/revoke, audit. Rights re-checked against the store on every call. */
+/** /admin/* (mounted at /admin): cluster-wide player view, kick/ban/revoke, audit. Rights re-checked against the store on every call. */
 import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { AdminReasonBody, AuditQuery, BanBody, IdParam, type AuditEntry, type OnlinePlayer } from "../../shared/protocol";
@@ -21,7 +21,7 @@ export interface AdminRoutesDeps {
 
 export function adminRoutes(d: AdminRoutesDeps): Router {
   const r = Router();
-  r.use("/admin", ...requireAdmin(d.check, d.store));
+  r.use(...requireAdmin(d.check, d.store));
 
   const audit = async (req: Request, action: string, target?: string, detail?: Record<string, unknown>) => {
     const admin = req.admin!;
@@ -44,7 +44,7 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
     return user;
   };
 
-  r.get("/admin/players", async (_req, res) => {
+  r.get("/players", async (_req, res) => {
     const byUser = new Map<string, OnlinePlayer>();
     for (const p of await d.presence.list()) {
       let player = byUser.get(p.userId);
@@ -54,7 +54,7 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
     res.json([...byUser.values()].sort((a, b) => a.username.localeCompare(b.username)));
   });
 
-  r.post("/admin/users/:userId/kick", async (req, res) => {
+  r.post("/users/:userId/kick", async (req, res) => {
     const user = await existingUser(req);
     const body = parse(AdminReasonBody, req.body ?? {});
     const e = await d.revocations.revoke({ kind: "user", userId: user.id, reason: "kicked" });
@@ -62,7 +62,7 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
     res.status(202).json({ seq: e.seq });
   });
 
-  r.post("/admin/users/:userId/ban", async (req, res) => {
+  r.post("/users/:userId/ban", async (req, res) => {
     const user = await existingUser(req);
     const body = parse(BanBody, req.body ?? {});
     const until = body.until ? Date.parse(body.until) : null;
@@ -77,14 +77,14 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
     res.status(202).json({ seq: e.seq });
   });
 
-  r.delete("/admin/users/:userId/ban", async (req, res) => {
+  r.delete("/users/:userId/ban", async (req, res) => {
     const user = await existingUser(req);
     await d.revocations.revoke({ kind: "unban", userId: user.id, reason: "unbanned" });
     await audit(req, "unban", user.id, { username: user.username });
     res.status(204).end();
   });
 
-  r.post("/admin/sessions/:sessionId/revoke", async (req, res) => {
+  r.post("/sessions/:sessionId/revoke", async (req, res) => {
     const sessionId = parse(IdParam, req.params.sessionId);
     const body = parse(AdminReasonBody, req.body ?? {});
     const session = await d.store.getSession(sessionId);
@@ -94,13 +94,13 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
     res.status(202).json({ seq: e.seq });
   });
 
-  r.post("/admin/revoke-all", async (req, res) => {
+  r.post("/revoke-all", async (req, res) => {
     const e = await d.revocations.revoke({ kind: "global", reason: "revoked_all" });
     await audit(req, "revoke_all");
     res.status(202).json({ seq: e.seq });
   });
 
-  r.get("/admin/audit", async (req, res) => {
+  r.get("/audit", async (req, res) => {
     const { limit } = parse(AuditQuery, req.query);
     res.json(await d.store.listAudit(limit));
   });

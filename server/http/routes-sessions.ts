@@ -1,8 +1,9 @@
-/** GET /sessions and DELETE /sessions/:id: a player's own devices (sign out the stolen phone). */
+/** GET /me, GET /sessions and DELETE /sessions/:id: the caller's own account and devices (sign out the stolen phone). */
 import { Router } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { IdParam, type SessionView } from "../../shared/protocol";
 import type { TokenCheck } from "../auth/check";
+import type { UserDirectory } from "../auth/user-directory";
 import type { Clock } from "../clock";
 import type { Presence } from "../realtime/presence";
 import type { Revocations } from "../revocation/revocations";
@@ -10,9 +11,27 @@ import type { Store } from "../store/store";
 import { claimsOf, requireAuth } from "./auth-middleware";
 import { parse } from "./validate";
 
-export function sessionRoutes(d: { check: TokenCheck; store: Store; presence: Presence; revocations: Revocations; clock: Clock }): Router {
+export interface SessionRoutesDeps {
+  check: TokenCheck;
+  store: Store;
+  users: UserDirectory;
+  presence: Presence;
+  revocations: Revocations;
+  clock: Clock;
+}
+
+export function sessionRoutes(d: SessionRoutesDeps): Router {
   const r = Router();
   const auth = requireAuth(d.check);
+
+  // Memory only (claims + cached username): the cheapest authenticated route.
+  r.get("/me", auth, async (req, res) => {
+    const c = claimsOf(req);
+    const username = await d.users.usernameOf(c.sub);
+    if (username === null) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
+    res.json({ id: c.sub, username, role: c.role });
+  });
+
 
   r.get("/sessions", auth, async (req, res) => {
     const c = claimsOf(req);
