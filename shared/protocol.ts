@@ -47,6 +47,11 @@ export const reasonText: Record<RevocationReason, string> = {
   token_expired: "Your session expired.",
 };
 
+/** The `message` of `session:revoked`: the reason's text, plus an admin's own words when given. */
+export function revokedMessage(reason: RevocationReason, note?: string): string {
+  return note ? `${reasonText[reason]} Reason: ${note}` : reasonText[reason];
+}
+
 export interface SessionRevokedPayload {
   reason: RevocationReason;
   message?: string;

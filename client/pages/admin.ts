@@ -309,7 +309,7 @@ ui.logout.addEventListener("click", () => {
 });
 ui.refusedBack.addEventListener("click", () => showLogin(""));
 // A background refresh found the session dead (revoked, banned...): say so, do not poll on.
-client.on("revoked", (e) => showLogin(`Your admin session has ended: ${reasonText[e.reason] ?? e.message}`));
+client.on("revoked", (e) => showLogin(`Your admin session has ended: ${e.message || reasonText[e.reason]}`));
 ui.revokeAll.addEventListener("click", () => void revokeAll());
 
 if (!client.isLoggedIn) showLogin("");

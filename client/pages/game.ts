@@ -152,7 +152,7 @@ function showRevoked(e: RevokedEvent): void {
   resetGame();
   ui.whoami.hidden = true;
   showOnly(null, views);
-  ui.bannerText.textContent = reasonText[e.reason] ?? e.message;
+  ui.bannerText.textContent = e.message || reasonText[e.reason];
   ui.banner.dataset.reason = e.reason;
   ui.banner.hidden = false;
   ui.loginAgain.focus();

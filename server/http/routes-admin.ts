@@ -57,7 +57,7 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
   r.post("/users/:userId/kick", async (req, res) => {
     const user = await existingUser(req);
     const body = parse(AdminReasonBody, req.body ?? {});
-    const e = await d.revocations.revoke({ kind: "user", userId: user.id, reason: "kicked" });
+    const e = await d.revocations.revoke({ kind: "user", userId: user.id, reason: "kicked", ...noteOf(body) });
     await audit(req, "kick", user.id, { username: user.username, ...(body.reason ? { reason: body.reason } : {}) });
     res.status(202).json({ seq: e.seq });
   });
@@ -72,6 +72,7 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
       userId: user.id,
       reason: "banned",
       ban: { until, ...(body.reason ? { reason: body.reason } : {}) },
+      ...noteOf(body),
     });
     await audit(req, "ban", user.id, { username: user.username, until: body.until ?? null, ...(body.reason ? { reason: body.reason } : {}) });
     res.status(202).json({ seq: e.seq });
@@ -89,7 +90,7 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
     const body = parse(AdminReasonBody, req.body ?? {});
     const session = await d.store.getSession(sessionId);
     if (!session) throw new GatehouseError(ErrorCode.NOT_FOUND);
-    const e = await d.revocations.revoke({ kind: "session", userId: session.userId, sessionId, reason: "session_revoked" });
+    const e = await d.revocations.revoke({ kind: "session", userId: session.userId, sessionId, reason: "session_revoked", ...noteOf(body) });
     await audit(req, "revoke_session", sessionId, { userId: session.userId, ...(body.reason ? { reason: body.reason } : {}) });
     res.status(202).json({ seq: e.seq });
   });
@@ -106,4 +107,10 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
   });
 
   return r;
+}
+
+/** The admin's reason, passed on to the dropped players' `session:revoked` message. */
+function noteOf(body: { reason?: string | undefined }): { note?: string } {
+  const note = body.reason?.trim();
+  return note ? { note } : {};
 }

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { RateLimiterAbstract } from "rate-limiter-flexible";
 import type { AccessClaims } from "../../shared/claims";
 import { ErrorCode, GatehouseError, errorMessage } from "../../shared/errors";
-import { AuthRefreshPayload, Events, reasonText, type Ack, type RevocationReason } from "../../shared/protocol";
+import { AuthRefreshPayload, Events, revokedMessage, type Ack, type RevocationReason } from "../../shared/protocol";
 import type { TokenCheck } from "../auth/check";
 import { consume } from "../http/rate-limits";
 import type { Clock } from "../clock";
@@ -103,10 +103,10 @@ export class Gateway {
   enforce(e: RevocationEvent): void {
     switch (e.kind) {
       case "session":
-        this.dropCovered(this.bySession.get(e.sessionId ?? ""));
+        this.dropCovered(this.bySession.get(e.sessionId ?? ""), e);
         break;
       case "user":
-        this.dropCovered(this.byUser.get(e.userId ?? ""));
+        this.dropCovered(this.byUser.get(e.userId ?? ""), e);
         break;
       case "global":
         this.dropCovered(this.deps.io.of("/").sockets.values() as Iterable<GameSocket>);
@@ -216,7 +216,7 @@ export class Gateway {
   }
 
   /** Drops the sockets whose claims a live mark covers, in batches so a mass revocation does not stall the loop. */
-  private dropCovered(sockets: Iterable<GameSocket> | undefined): void {
+  private dropCovered(sockets: Iterable<GameSocket> | undefined, cause?: RevocationEvent): void {
     if (!sockets) return;
     const now = this.deps.clock.now();
     const victims: [GameSocket, RevocationReason][] = [];
@@ -224,20 +224,22 @@ export class Gateway {
       const covered = socket.data.claims ? this.deps.cache.coverage(socket.data.claims, now) : null;
       if (covered) victims.push([socket, covered.reason]);
     }
+    // The admin's own words go only to sockets dropped for this event's reason, not for an older mark.
+    const noteFor = (reason: RevocationReason) => (cause?.note && cause.reason === reason ? cause.note : undefined);
     const dropBatch = (from: number): void => {
       const end = Math.min(from + DISCONNECT_BATCH, victims.length);
-      for (let i = from; i < end; i++) this.drop(victims[i]![0], victims[i]![1]);
+      for (let i = from; i < end; i++) this.drop(victims[i]![0], victims[i]![1], noteFor(victims[i]![1]));
       if (end < victims.length) setImmediate(() => dropBatch(end));
     };
     dropBatch(0);
   }
 
   /** Tell the client why, then a server-side disconnect: socket.io clients do not auto-reconnect after it. */
-  private drop(socket: GameSocket, reason: RevocationReason): void {
+  private drop(socket: GameSocket, reason: RevocationReason, note?: string): void {
     if (socket.data.revoked || !socket.connected) return;
     socket.data.revoked = true;
     this.deps.metrics.forcedDisconnects.inc({ reason });
-    socket.emit(Events.SESSION_REVOKED, { reason, message: reasonText[reason] });
+    socket.emit(Events.SESSION_REVOKED, { reason, message: revokedMessage(reason, note) });
     socket.disconnect(true);
   }
 }

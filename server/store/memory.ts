@@ -183,6 +183,7 @@ export class MemoryStore implements Store {
     this.observe(now);
     const expiresAt = now + markTtlMs;
     const event: RevocationEvent = { seq: 0, kind: change.kind, reason: change.reason, at: now, expiresAt, nodeId };
+    if ((change.kind === "session" || change.kind === "user") && change.note) event.note = change.note;
 
     switch (change.kind) {
       case "session": {

@@ -714,6 +714,7 @@ function revocationArgs(p: string, change: RevocationChange, ctx: { now: number;
     case "session":
       ({ userId, sessionId } = change);
       Object.assign(event, { userId, sessionId });
+      if (change.note) event.note = change.note;
       mark = JSON.stringify({ t: "s", sessionId, expiresAt, reason: change.reason });
       if (change.jti) {
         jti = change.jti;
@@ -726,6 +727,7 @@ function revocationArgs(p: string, change: RevocationChange, ctx: { now: number;
       userId = change.userId;
       tokenValidAfter = Math.floor(now / 1000) + 1;
       Object.assign(event, { userId, tokenValidAfter });
+      if (change.note) event.note = change.note;
       // The script puts "version" in front of this object.
       mark = JSON.stringify({ t: "u", userId, tokenValidAfter, expiresAt, reason: change.reason });
       if (change.ban) {
@@ -810,6 +812,7 @@ function parseEvent(message: string): RevocationEvent | null {
     (e.sessionId === undefined || isStr(e.sessionId)) &&
     (e.jti === undefined || isStr(e.jti)) &&
     (e.tokenValidAfter === undefined || isNum(e.tokenValidAfter)) &&
-    (e.version === undefined || isNum(e.version));
+    (e.version === undefined || isNum(e.version)) &&
+    (e.note === undefined || isStr(e.note));
   return ok ? (e as unknown as RevocationEvent) : null;
 }

@@ -71,14 +71,14 @@ export type RotateResult =
  */
 export type RevocationChange =
   /** one session: its refresh tokens die, `sid` mark until now+markTtl; optionally one jti blacklisted until jtiExp */
-  | { kind: "session"; userId: string; sessionId: string; jti?: string; jtiExp?: number; reason: RevocationReason }
+  | { kind: "session"; userId: string; sessionId: string; jti?: string; jtiExp?: number; reason: RevocationReason; note?: string }
   /**
    * every session of a user: version+1, tokenValidAfter = next whole second,
    * all sessions and refresh tokens deleted, user mark until now+markTtl;
    * with `ban`, the user record's ban is set and a ban mark kept until
    * min(ban.until, now+markTtl)
    */
-  | { kind: "user"; userId: string; ban?: Ban; reason: RevocationReason }
+  | { kind: "user"; userId: string; ban?: Ban; reason: RevocationReason; note?: string }
   /** clears the user's ban (record and mark); reason is informational */
   | { kind: "unban"; userId: string; reason: "unbanned" }
   /** global tokenValidAfter = next whole second; every session's refresh tokens are refused from then on */
@@ -97,6 +97,8 @@ export interface RevocationEvent {
   version?: number;
   ban?: Ban;
   reason: RevocationReason | "unbanned";
+  /** an admin's free-text reason, passed on to the sockets this event drops (not kept in marks) */
+  note?: string;
   /** epoch ms when applied */
   at: number;
   /** epoch ms when the marks this event created expire */

@@ -165,6 +165,8 @@ describe("browser pages", () => {
     await banner.waitFor({ state: "visible", timeout: 2000 });
     expect(Date.now() - clicked).toBeLessThan(2000);
     await expect(banner.textContent()).resolves.toContain(reasonText.kicked);
+    // ... with the reason the admin typed on the dashboard.
+    await expect(banner.textContent()).resolves.toContain("browser test");
     await expect(banner.getAttribute("role")).resolves.toBe("alert");
     await expect(guest.page.getByTestId("game-view").isHidden()).resolves.toBe(true);
 

@@ -80,6 +80,8 @@ describe("revocation across a 3-node cluster", () => {
     await expectRefusedEverywhere(urls, c.a1, "TOKEN_REVOKED");
     await expectRefusedEverywhere(urls, c.a2, "TOKEN_REVOKED");
     await Promise.all([expectDropped(c.sa1, "kicked"), expectDropped(c.sa2, "kicked")]);
+    // The admin's reason travels on the feed to the other nodes' sockets too.
+    for (const s of [c.sa1, c.sa2]) expect((await s.revoked).message).toBe("You were kicked by an admin. Reason: spam");
     await expectAlive(c.sb, c.b);
     await watcherAlive();
     // Kicked, not banned: logging in again right away works, on any node.

@@ -164,6 +164,8 @@ describe.each(["memory", "redis"] as const)("revocation on one node (%s store)",
     expect(r.status).toBe(202);
     await expectDropped(c.sa1, "kicked");
     await expectDropped(c.sa2, "kicked");
+    // The admin's reason reaches the player, after the reason's own text.
+    expect((await c.sa1.revoked).message).toBe("You were kicked by an admin. Reason: spam");
     await expectAlive(c.sb, c.b);
     await expectTokenRefused(c.a1, "TOKEN_REVOKED");
     await expectRefreshRefused(c.a2);

@@ -128,7 +128,7 @@ describe("client SDK (2 s access tokens)", () => {
     expect(kick.status).toBe(202);
 
     const e = await within(revoked.first, 2000, "revoked event");
-    expect(e).toEqual({ reason: RevocationReason.KICKED, message: "You were kicked by an admin." });
+    expect(e).toEqual({ reason: RevocationReason.KICKED, message: "You were kicked by an admin. Reason: test" });
     expect(socket.active).toBe(false);
     expect(socket.connected).toBe(false);
     expect(c.isLoggedIn).toBe(false);
