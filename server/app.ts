@@ -5,7 +5,6 @@
  */
 import { createServer, type Server as HttpServer } from "node:http";
 import path from "node:path";
-import { existsSync } from "node:fs";
 import express from "express";
 import { Server as IoServer } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
@@ -26,6 +25,7 @@ import { createRateLimits } from "./http/rate-limits";
 import { adminRoutes } from "./http/routes-admin";
 import { authRoutes } from "./http/routes-auth";
 import { opsRoutes } from "./http/routes-ops";
+import { pageRoutes } from "./http/routes-pages";
 import { sessionRoutes } from "./http/routes-sessions";
 import { createLogger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
@@ -189,19 +189,11 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       return null;
     },
   };
-  // Pages first: the admin API router guards everything under /admin, the page included.
-  const publicDir = deps.publicDir ?? path.join(process.cwd(), "dist", "public");
-  const page = (file: string) => (_req: express.Request, res: express.Response) => {
-    const full = path.join(publicDir, file);
-    if (existsSync(full)) res.sendFile(full);
-    else res.status(404).type("text/plain").send("Pages are not built: run npm run build");
-  };
-  app.get("/", page("game.html"));
-  app.get("/admin", page("admin.html"));
-  app.use("/static", express.static(publicDir, { index: false, maxAge: "1h" }));
   // Routers sit under their prefix so a request skips the ones it cannot match in one test;
-  // the hot authenticated routes (/me, /sessions) come right after the probes.
+  // the hot authenticated routes (/me, /sessions) come right after the probes and the pages.
   app.use(opsRoutes({ metrics, readiness, nodeId: config.nodeId }));
+  // Pages before the API routers: the admin API guards everything under /admin, the page included.
+  app.use(pageRoutes(deps.publicDir ?? path.join(process.cwd(), "dist", "public")));
   app.use(sessionRoutes({ check, store, users, presence, revocations, clock }));
   app.use("/auth", authRoutes({ accounts, check, revocations, limits }));
   app.use("/admin", adminRoutes({ check, store, presence, revocations, clock }));

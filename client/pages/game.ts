@@ -390,7 +390,9 @@ function renderPlayerList(): void {
     const self = p.playerId === selfId;
     if (!li) {
       li = el("li", { "data-testid": "player", "data-player-id": p.playerId });
-      li.append(el("span", { class: "dot", style: `background:${self ? "#ffd34d" : colorOf(p.userId)}`, "aria-hidden": "true" }), el("span", { class: "name" }), el("span", { class: "pos" }));
+      const dot = el("span", { class: "dot", "aria-hidden": "true" });
+      dot.style.background = self ? "#ffd34d" : colorOf(p.userId); // CSSOM, not a style attribute: the CSP refuses those
+      li.append(dot, el("span", { class: "name" }), el("span", { class: "pos" }));
       ui.players.append(li);
     }
     li.dataset.userId = p.userId;

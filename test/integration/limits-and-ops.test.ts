@@ -84,6 +84,24 @@ describe("ops", () => {
     expect(m.body).toMatch(/gatehouse_http_requests_total\{[^}]*route="\/auth\/register"[^}]*status="201"/);
   });
 
+  it("pages are served with a CSP that allows no inline or foreign script and no framing", async () => {
+    const n = await node();
+    for (const path of ["/", "/admin"]) {
+      const res = await fetch(n.url + path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+      const csp = res.headers.get("content-security-policy") ?? "";
+      expect(csp).toContain("script-src 'self'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).not.toContain("unsafe-inline");
+      expect(res.headers.get("x-frame-options")).toBe("DENY");
+    }
+    const js = await fetch(n.url + "/static/game.js");
+    expect(js.status).toBe(200);
+    expect(js.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(js.headers.get("cache-control")).toBe("public, max-age=0");
+  });
+
   it("closing a node reports readyz 503 and drops sockets as a transport close (clients would reconnect)", async () => {
     const n = await startNode();
     const user = await register(n.url);
