@@ -71,6 +71,13 @@ export const CredentialsBody = z.object({
   password: z.string().min(8).max(128),
   device,
 });
+/** Guest players are named `guest-…`; nobody registers such a name (pages tell guests apart by it). */
+export const GUEST_PREFIX = "guest-";
+export const isGuestName = (username: string): boolean => username.toLowerCase().startsWith(GUEST_PREFIX);
+export const RegisterBody = CredentialsBody.refine((b) => !isGuestName(b.username), {
+  path: ["username"],
+  message: `names starting with "${GUEST_PREFIX}" are kept for guest players`,
+});
 export const GuestBody = z.object({ device }).default({});
 export const RefreshBody = z.object({ refreshToken: z.string().min(1).max(256) });
 export const PasswordChangeBody = z.object({

@@ -1,12 +1,14 @@
 /**
  * GET / — the browser game: log in, register or play as guest; a canvas arena
  * fed by `state` ticks, moved with arrow keys / WASD; chat; "My sessions" with
- * "Sign out this device"; a banner with the reason when the session is revoked.
+ * "Sign out this device" and "Change password"; a banner with the reason when
+ * the session is revoked.
  * The pair lives in sessionStorage: one session per tab (see tab-lock.ts).
  */
 import type { TokenPair } from "../../shared/claims";
-import { ARENA, Events, MAX_SPEED, TICK_HZ, USERNAME_RE, reasonText, type ChatMessage, type PlayerView, type StatePayload } from "../../shared/protocol";
-import { GatehouseClient, webStorage, type GameSocket, type RevokedEvent } from "../sdk";
+import { ErrorCode } from "../../shared/errors";
+import { ARENA, Events, MAX_SPEED, TICK_HZ, USERNAME_RE, isGuestName, reasonText, type ChatMessage, type PlayerView, type StatePayload } from "../../shared/protocol";
+import { GatehouseClient, GatehouseClientError, webStorage, type GameSocket, type RevokedEvent } from "../sdk";
 import { byTestId, el, errorText, formatDateTime, formatTime, sessionIsDead, showOnly } from "./dom";
 import { claimTab, releaseTabsExcept } from "./tab-lock";
 
@@ -42,6 +44,12 @@ const ui = {
   sessions: byTestId<HTMLUListElement>("sessions"),
   sessionsRefresh: byTestId<HTMLButtonElement>("sessions-refresh"),
   sessionsError: byTestId("sessions-error"),
+  passwordPanel: byTestId<HTMLDetailsElement>("password-panel"),
+  passwordForm: byTestId<HTMLFormElement>("password-form"),
+  oldPassword: byTestId<HTMLInputElement>("old-password"),
+  newPassword: byTestId<HTMLInputElement>("new-password"),
+  passwordSubmit: byTestId<HTMLButtonElement>("password-submit"),
+  passwordMessage: byTestId("password-message"),
 };
 const views = [ui.loginView, ui.gameView];
 
@@ -130,6 +138,10 @@ function wire(client: GatehouseClient): void {
     void sendChat(client);
   });
   ui.sessionsRefresh.addEventListener("click", () => void loadSessions(client));
+  ui.passwordForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void changePassword(client);
+  });
 
   window.addEventListener("keydown", (ev) => onKey(client, ev, true));
   window.addEventListener("keyup", (ev) => onKey(client, ev, false));
@@ -207,6 +219,10 @@ async function enterGame(client: GatehouseClient): Promise<void> {
   ui.banner.hidden = true;
   ui.whoami.hidden = false;
   ui.whoamiName.textContent = user.username;
+  // Guests have no password to change.
+  ui.passwordPanel.hidden = isGuestName(user.username);
+  ui.passwordPanel.open = false;
+  ui.passwordMessage.textContent = "";
   showOnly(ui.gameView, views);
   setStatus("Connecting…");
   try {
@@ -454,6 +470,33 @@ async function loadSessions(client: GatehouseClient): Promise<void> {
     );
   } catch (err) {
     ui.sessionsError.textContent = errorText(err);
+  }
+}
+
+/** Every other device is signed out (`password_changed`); this tab carries on with the fresh pair on a new session. */
+async function changePassword(client: GatehouseClient): Promise<void> {
+  const msg = ui.passwordMessage;
+  msg.className = "error";
+  msg.textContent = "";
+  if (ui.newPassword.value.length < 8) {
+    msg.textContent = "A password is at least 8 characters.";
+    return ui.newPassword.focus();
+  }
+  ui.passwordSubmit.disabled = true;
+  try {
+    const pair = await client.changePassword(ui.oldPassword.value, ui.newPassword.value);
+    await claimTab(pair.sessionId);
+    releaseTabsExcept(pair.sessionId);
+    ui.oldPassword.value = "";
+    ui.newPassword.value = "";
+    msg.className = "success";
+    msg.textContent = "Password changed. Your other devices were signed out.";
+    void loadSessions(client);
+  } catch (err) {
+    msg.textContent = err instanceof GatehouseClientError && err.code === ErrorCode.CREDENTIALS_INVALID ? "The current password is wrong." : errorText(err);
+    ui.oldPassword.focus();
+  } finally {
+    ui.passwordSubmit.disabled = false;
   }
 }
 

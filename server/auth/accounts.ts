@@ -4,6 +4,7 @@
  */
 import type { TokenPair, PublicUser } from "../../shared/claims";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
+import { GUEST_PREFIX } from "../../shared/protocol";
 import type { Clock } from "../clock";
 import type { RevocationCache } from "../revocation/cache";
 import type { Revocations } from "../revocation/revocations";
@@ -40,7 +41,7 @@ export class Accounts {
   async guest(device: string): Promise<TokenPair> {
     // 48 random bits keep guest names unique in practice; a clash just retries.
     for (let attempt = 0; ; attempt++) {
-      const user = this.newUser(`guest-${newId().slice(0, 8).replace(/[^A-Za-z0-9]/g, "x")}`, null, true);
+      const user = this.newUser(`${GUEST_PREFIX}${newId().slice(0, 8).replace(/[^A-Za-z0-9]/g, "x")}`, null, true);
       try {
         await this.d.store.createUser(user);
         return await this.startSession(user, device);

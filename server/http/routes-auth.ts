@@ -1,7 +1,7 @@
 /** /auth/*: accounts, token pairs, logout. Mounted at /auth, so other paths skip it in one test. */
 import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
-import { CredentialsBody, GuestBody, PasswordChangeBody, RefreshBody } from "../../shared/protocol";
+import { CredentialsBody, GuestBody, PasswordChangeBody, RefreshBody, RegisterBody } from "../../shared/protocol";
 import type { Accounts } from "../auth/accounts";
 import type { TokenCheck } from "../auth/check";
 import { sessionIdOfRefreshToken } from "../auth/tokens";
@@ -26,7 +26,7 @@ export function authRoutes(d: AuthRoutesDeps): Router {
 
   r.post("/register", async (req, res) => {
     await consume(d.limits.loginIp, ip(req));
-    const body = parse(CredentialsBody, req.body);
+    const body = parse(RegisterBody, req.body);
     res.status(201).json(await d.accounts.register(body.username, body.password, body.device ?? DEFAULT_DEVICE));
   });
 

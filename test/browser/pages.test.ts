@@ -82,6 +82,7 @@ describe("browser pages", () => {
     await screenshot(page, "game-login");
     const name = await playAsGuest(page); // default room "lobby"
     expect(name).toMatch(/^guest-/);
+    await expect(page.getByTestId("password-panel").isHidden()).resolves.toBe(true); // guests have no password
     await expect(page.locator('[data-testid="game-view"]').getAttribute("data-room")).resolves.toBe("lobby");
 
     const other = await scriptedPlayer("lobby");
@@ -262,6 +263,47 @@ describe("browser pages", () => {
     await expect(l.getByTestId("revoked-banner").isHidden()).resolves.toBe(true);
     await expect(l.getByTestId("status").textContent()).resolves.toContain("In room");
     expect(laptop.errors).toEqual([]);
+    expect(phone.errors).toEqual([]);
+  });
+
+  it("a password change on one device signs out the other, and this tab plays on with its new session", async () => {
+    const username = uniqueName("pwd");
+    await register(node.url, username, "password-123", "setup");
+    const laptop = await open("/");
+    const phone = await open("/");
+    await loginOnPage(laptop.page, username, "password-123");
+    await loginOnPage(phone.page, username, "password-123");
+    const l = laptop.page;
+    const before = await l.evaluate(() => JSON.parse(sessionStorage.getItem("gatehouse.game") ?? "{}").sessionId as string);
+
+    await l.getByTestId("password-panel").locator("summary").click();
+    // A wrong current password is refused in place.
+    await l.getByTestId("old-password").fill("not-the-password");
+    await l.getByTestId("new-password").fill("password-456");
+    await l.getByTestId("password-submit").click();
+    await expect.poll(() => l.getByTestId("password-message").textContent()).toContain("current password is wrong");
+    await expect(phone.page.getByTestId("revoked-banner").isHidden()).resolves.toBe(true);
+
+    await l.getByTestId("old-password").fill("password-123");
+    await l.getByTestId("password-submit").click();
+    await expect.poll(() => l.getByTestId("password-message").textContent()).toContain("Password changed");
+    const banner = phone.page.getByTestId("revoked-banner");
+    await banner.waitFor({ state: "visible", timeout: 2000 });
+    await expect(banner.textContent()).resolves.toContain(reasonText.password_changed);
+
+    // The laptop is on a new session, back in its room, and the only session left.
+    const after = await l.evaluate(() => JSON.parse(sessionStorage.getItem("gatehouse.game") ?? "{}").sessionId as string);
+    expect(after).not.toBe(before);
+    await expect.poll(() => l.getByTestId("status").textContent()).toContain("In room");
+    await expect.poll(() => l.locator('[data-testid="session-row"]').count()).toBe(1);
+    await expect(l.locator('[data-testid="session-row"]').getAttribute("data-current")).resolves.toBe("true");
+    await expect(l.getByTestId("revoked-banner").isHidden()).resolves.toBe(true);
+    await screenshot(l, "game-password-changed");
+    // The new password is the one that works now.
+    const relogin = await open("/");
+    await loginOnPage(relogin.page, username, "password-456");
+    // The browser logs the deliberate wrong-password 401; nothing else went wrong.
+    expect(laptop.errors).toEqual(["console: Failed to load resource: the server responded with a status of 401 (Unauthorized)"]);
     expect(phone.errors).toEqual([]);
   });
 

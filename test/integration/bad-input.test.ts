@@ -100,6 +100,7 @@ describe("bad input", () => {
     ["a body over 16 KB", "/auth/register", { rawBody: JSON.stringify({ username: "x".repeat(17 * 1024) }) }, 413, "PAYLOAD_TOO_LARGE"],
     ["a JSON array", "/auth/login", { body: [1, 2] }, 400, "VALIDATION_FAILED"],
     ["a short username", "/auth/register", { body: { username: "ab", password: "password-123" } }, 400, "VALIDATION_FAILED"],
+    ["a username kept for guests", "/auth/register", { body: { username: "Guest-abc", password: "password-123" } }, 400, "VALIDATION_FAILED"],
     ["a username with spaces", "/auth/register", { body: { username: "a b c", password: "password-123" } }, 400, "VALIDATION_FAILED"],
     ["a short password", "/auth/register", { body: { username: "valid_name", password: "short" } }, 400, "VALIDATION_FAILED"],
     ["a password over 128 chars", "/auth/register", { body: { username: "valid_name", password: "p".repeat(129) } }, 400, "VALIDATION_FAILED"],
