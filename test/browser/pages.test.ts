@@ -67,6 +67,16 @@ describe("browser pages", () => {
     await expect.poll(() => page.getByTestId("status").textContent()).toContain("In room");
   }
 
+  /** A registered user (password "password-123") signed in on two pages; a third session "setup" is offline. */
+  async function twoDevices(prefix: string) {
+    const username = uniqueName(prefix);
+    await register(node.url, username, "password-123", "setup");
+    const [laptop, phone] = [await open("/"), await open("/")];
+    await loginOnPage(laptop.page, username, "password-123");
+    await loginOnPage(phone.page, username, "password-123");
+    return { username, laptop, phone };
+  }
+
   /** The position the page shows for a player (data-* attributes of its list entry). */
   const positionOf = (page: Page, userId: string) =>
     page.evaluate((id) => {
@@ -234,12 +244,7 @@ describe("browser pages", () => {
   });
 
   it("a user signs out their other device from My sessions; that device shows why", async () => {
-    const username = uniqueName("twodev");
-    await register(node.url, username, "password-123", "setup");
-    const laptop = await open("/");
-    const phone = await open("/");
-    await loginOnPage(laptop.page, username, "password-123");
-    await loginOnPage(phone.page, username, "password-123");
+    const { laptop, phone } = await twoDevices("twodev");
 
     const l = laptop.page;
     await l.getByTestId("sessions-refresh").click();
@@ -267,12 +272,7 @@ describe("browser pages", () => {
   });
 
   it("a password change on one device signs out the other, and this tab plays on with its new session", async () => {
-    const username = uniqueName("pwd");
-    await register(node.url, username, "password-123", "setup");
-    const laptop = await open("/");
-    const phone = await open("/");
-    await loginOnPage(laptop.page, username, "password-123");
-    await loginOnPage(phone.page, username, "password-123");
+    const { username, laptop, phone } = await twoDevices("pwd");
     const l = laptop.page;
     const before = await l.evaluate(() => JSON.parse(sessionStorage.getItem("gatehouse.game") ?? "{}").sessionId as string);
 
