@@ -226,7 +226,8 @@ export class MemoryStore implements Store {
         break;
       }
       case "global": {
-        const tokenValidAfter = nextSecond(now);
+        // The cutoff only moves forward: tokens issued after the last revoke-all carry its cutoff as iat.
+        const tokenValidAfter = Math.max(nextSecond(now), (this.globalMark?.tokenValidAfter ?? 0) + 1);
         this.globalMark = { tokenValidAfter, expiresAt, reason: change.reason };
         this.refreshValidAfter = Math.max(this.refreshValidAfter, now);
         event.tokenValidAfter = tokenValidAfter;

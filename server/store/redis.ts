@@ -189,6 +189,7 @@ local function killSession(id)
 end
 
 local version = nil
+local globalTva = nil
 if kind == 'session' then
   killSession(sid)
   redis.call('ZREM', P .. 'us:' .. uid, sid)
@@ -213,7 +214,16 @@ elseif kind == 'unban' then
   if redis.call('EXISTS', ukey) == 1 then redis.call('HDEL', ukey, 'ban') end
   redis.call('DEL', P .. 'm:b:' .. uid)
 elseif kind == 'global' then
-  redis.call('SET', P .. 'm:g', ARGV[11], 'PXAT', expiresAt)
+  -- iat has one-second resolution and tokens issued after a revoke-all carry its cutoff as iat:
+  -- a second revoke-all within that second must still cut them off, so the cutoff only moves forward.
+  globalTva = tonumber(ARGV[8])
+  local prev = redis.call('GET', P .. 'm:g')
+  if prev then
+    local p = tonumber(string.match(prev, '"tokenValidAfter":(%d+)'))
+    if p and p + 1 > globalTva then globalTva = p + 1 end
+  end
+  globalTva = string.format('%d', globalTva)
+  redis.call('SET', P .. 'm:g', '{"tokenValidAfter":' .. globalTva .. ',' .. string.sub(ARGV[11], 2), 'PXAT', expiresAt)
   local rva = redis.call('GET', P .. 'g:rva')
   if not rva or tonumber(rva) < tonumber(now) then redis.call('SET', P .. 'g:rva', now) end
 else
@@ -223,6 +233,7 @@ end
 local seq = redis.call('INCR', P .. 'seq')
 local head = '{"seq":' .. seq
 if version then head = head .. ',"version":' .. version end
+if globalTva then head = head .. ',"tokenValidAfter":' .. globalTva end
 local event = head .. ',' .. string.sub(ARGV[14], 2)
 redis.call('PUBLISH', P .. 'revocations', event)
 return event`;
@@ -747,9 +758,9 @@ function revocationArgs(p: string, change: RevocationChange, ctx: { now: number;
       event.userId = userId;
       break;
     case "global":
+      // The script raises this past the current cutoff if needed and puts it in front of the mark and the event.
       tokenValidAfter = Math.floor(now / 1000) + 1;
-      event.tokenValidAfter = tokenValidAfter;
-      mark = JSON.stringify({ t: "g", tokenValidAfter, expiresAt });
+      mark = JSON.stringify({ t: "g", expiresAt });
       break;
   }
   return [p, change.kind, userId, sessionId, jti, jtiExp, expiresAt, tokenValidAfter, banJson, banExpiresAt, mark, jtiMark, banMark, JSON.stringify(event), now];

@@ -263,5 +263,11 @@ describe.each(["memory", "redis"] as const)("revocation on one node (%s store)",
     await expectAlive(s, fresh);
     admin = await adminLogin(node.url);
     expect((await call(node.url, "GET", "/admin/players", { token: admin.accessToken })).status).toBe(200);
+
+    // A second revoke-all right away (most likely the same second) still ends the tokens issued in between.
+    expect((await call(node.url, "POST", "/admin/revoke-all", { token: admin.accessToken })).status).toBe(202);
+    await expectDropped(s, "revoked_all");
+    await expectTokenRefused(fresh, "TOKEN_REVOKED");
+    admin = await adminLogin(node.url);
   });
 });

@@ -356,6 +356,20 @@ function contract(h: Harness): void {
       expect((await store.rotateRefresh(fresh.refresh.hash, nextRefresh(fresh.session.id, t + 1), t + 1)).status).toBe("ok");
     });
 
+    it("global: a second revoke-all within the same second moves the cutoff past the first", async () => {
+      // Tokens issued right after the first carry iat = its cutoff; the second must refuse them too.
+      const now = Date.now();
+      const first = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now, ...CTX });
+      const second = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: now + 1, ...CTX });
+      expect(first.tokenValidAfter).toBe(Math.floor(now / 1000) + 1);
+      expect(second.tokenValidAfter).toBe(first.tokenValidAfter! + 1);
+      expect((await store.loadMarks(now + 1)).global).toEqual({ tokenValidAfter: second.tokenValidAfter, expiresAt: now + 1 + CTX.markTtlMs });
+      // Much later, the cutoff is the next whole second again.
+      const later = now + 10_000;
+      const third = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: later, ...CTX });
+      expect(third.tokenValidAfter).toBe(Math.floor(later / 1000) + 1);
+    });
+
     it("global refusal outlives the global mark", async () => {
       const { s, r } = await newUserWithSession();
       const now = Date.now() + 5;
