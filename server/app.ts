@@ -116,6 +116,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     enforce: (e) => gateway?.enforce(e),
     sweep: () => gateway?.sweep(),
     onEventApplied: (e, source) => metrics.revocations.inc({ reason: e.reason, source }),
+    onUnconfirmed: (e, missing) => metrics.revocationsUnconfirmed.inc({ reason: e.reason }, missing),
     onStoreReset: async () => ensureAdmin?.(),
   });
   const check = createTokenCheck({ tokens, cache, clock, revocationAvailable: () => revocations.available() });

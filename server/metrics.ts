@@ -34,6 +34,12 @@ export function createMetrics(nodeId: string, sources: MetricSources) {
       labelNames: ["reason", "source"] as const,
       registers: [registry],
     }),
+    revocationsUnconfirmed: new Counter({
+      name: "gatehouse_revocation_confirmations_missing_total",
+      help: "Nodes that received a revocation issued here but did not confirm applying it in time (the 2xx waited, then went out anyway)",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
     forcedDisconnects: new Counter({
       name: "gatehouse_forced_disconnects_total",
       help: "Sockets disconnected by the server, by reason",

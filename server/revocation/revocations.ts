@@ -19,6 +19,8 @@ export interface RevocationsOptions {
   /** called after a resync: every local socket must be re-checked against the cache */
   sweep(): void;
   onEventApplied?(e: RevocationEvent, source: "local" | "feed"): void;
+  /** `missing` nodes received the event but did not confirm it within the timeout */
+  onUnconfirmed?(e: RevocationEvent, missing: number): void;
   /**
    * called once the node has found that the store lost data (its seq went back:
    * a Redis without persistence restarted) and has revoked every earlier token;
@@ -35,6 +37,8 @@ const RESYNC_RETRY_MS = 250;
  */
 const SEQ_PROBE_MS = 1000;
 const PURGE_INTERVAL_MS = 10_000;
+/** How long a revocation waits for the other nodes to confirm before answering anyway. */
+const CONFIRM_TIMEOUT_MS = 1000;
 
 export class Revocations {
   private subscription: FeedSubscription | undefined;
@@ -81,17 +85,26 @@ export class Revocations {
   /** Subscribes, then loads the snapshot: resolves once the node is in sync. */
   async start(): Promise<void> {
     this.unsyncedSince = this.clock.now();
-    this.subscription = this.store.subscribe((e) => this.onFeedEvent(e), {
-      onLost: () => this.markLost("feed connection lost"),
-      onResumed: () => this.requestResync("feed resumed"),
-    });
+    this.subscription = this.store.subscribe(
+      (e) => this.onFeedEvent(e),
+      {
+        onLost: () => this.markLost("feed connection lost"),
+        onResumed: () => this.requestResync("feed resumed"),
+      },
+      { nodeId: this.opts.nodeId },
+    );
     await this.subscription.ready;
     await this.resync();
     if (!this.synced) throw new Error("could not load revocation state from the store");
     this.probeTimer = setInterval(() => void this.probeSeq(), SEQ_PROBE_MS).unref();
   }
 
-  /** Durable + published first (the store does both atomically), then enforced here without waiting for the echo. */
+  /**
+   * Durable + published first (the store does both atomically), then enforced here without
+   * waiting for the echo. Resolves once every node that received the event has confirmed it
+   * holds the mark (or after CONFIRM_TIMEOUT_MS): only then may the caller answer 2xx, since a
+   * request on another node right after it must already be refused (contract section 5).
+   */
   async revoke(change: RevocationChange): Promise<RevocationEvent> {
     const event = await this.store.applyRevocation(change, {
       now: this.clock.now(),
@@ -100,6 +113,13 @@ export class Revocations {
     });
     this.heldDuringResync?.push(event);
     this.apply(event, "local");
+    const missing = await this.store.confirmApplied(event, CONFIRM_TIMEOUT_MS);
+    if (missing > 0) {
+      // A node that got the event but did not confirm in time: stalled, dying, or its
+      // confirmation was lost with a dropped connection (then it resyncs anyway).
+      this.log.warn({ seq: event.seq, missing }, "revocation not confirmed by every node in time");
+      this.opts.onUnconfirmed?.(event, missing);
+    }
     return event;
   }
 
@@ -153,6 +173,8 @@ export class Revocations {
     // Our own events come back too: applying twice is harmless (marks are
     // idempotent and enforcement re-checks each socket's claims).
     this.apply(e, "feed");
+    // The cache holds the mark now: the issuer may answer its caller.
+    this.store.acknowledge(e, this.opts.nodeId);
   }
 
   /**

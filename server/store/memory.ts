@@ -283,6 +283,14 @@ export class MemoryStore implements Store {
     };
   }
 
+  acknowledge(_e: RevocationEvent, _nodeId: string): void {
+    // One process: the only node has applied the event before anyone could ask.
+  }
+
+  async confirmApplied(_e: RevocationEvent, _timeoutMs: number): Promise<number> {
+    return 0;
+  }
+
   // ---- audit ----
 
   async appendAudit(entry: AuditEntry): Promise<void> {

@@ -19,6 +19,7 @@
  *   P epoch         STR   random id of this dataset, set once (a Redis that lost its data gets a new one)
  *   P audit         LIST  newest first, capped
  *   channel P revocations: RevocationEvent JSON
+ *   channel P acks:<nodeId>: "<seq>", a node has applied one of <nodeId>'s events
  *
  * Revoked and rotated refresh records are kept (as tombstones) until their own
  * expiry, so a refresh with them is answered "invalid" with the owner's userId
@@ -28,6 +29,7 @@
  * the command client does not queue or resend, so calls fail fast in an outage.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { Confirmations } from "./confirmations";
 import { Redis, type RedisOptions } from "ioredis";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { AuditEntry } from "../../shared/protocol";
@@ -235,8 +237,8 @@ local head = '{"seq":' .. seq
 if version then head = head .. ',"version":' .. version end
 if globalTva then head = head .. ',"tokenValidAfter":' .. globalTva end
 local event = head .. ',' .. string.sub(ARGV[14], 2)
-redis.call('PUBLISH', P .. 'revocations', event)
-return event`;
+local receivers = redis.call('PUBLISH', P .. 'revocations', event)
+return {event, receivers}`;
 
 /** EVALSHA with a fallback to EVAL when the script cache was flushed (restart). */
 class LuaScript {
@@ -270,6 +272,7 @@ export class RedisStore implements Store {
   /** open feed subscriptions, closed with the store */
   private readonly feeds = new Set<FeedSubscription>();
   private closed = false;
+  private readonly confirmations = new Confirmations();
 
   private constructor(
     private readonly client: Redis,
@@ -401,8 +404,10 @@ export class RedisStore implements Store {
   applyRevocation(change: RevocationChange, ctx: { now: number; markTtlMs: number; nodeId: string }): Promise<RevocationEvent> {
     return this.run(async () => {
       const reply = await scripts.applyRevocation.run(this.client, [], revocationArgs(this.p, change, ctx));
-      if (typeof reply !== "string") throw new Error("applyRevocation returned no event");
-      return JSON.parse(reply) as RevocationEvent;
+      if (!Array.isArray(reply) || typeof reply[0] !== "string") throw new Error("applyRevocation returned no event");
+      const event = JSON.parse(reply[0]) as RevocationEvent;
+      this.confirmations.expect(event.seq, Number(reply[1]));
+      return event;
     });
   }
 
@@ -433,13 +438,24 @@ export class RedisStore implements Store {
     });
   }
 
-  subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener): FeedSubscription {
+  acknowledge(e: RevocationEvent, nodeId: string): void {
+    if (e.nodeId === nodeId) return this.confirmations.confirm(e.seq);
+    // Lost with a dropped connection like any publish: the issuer then stops waiting at its timeout.
+    this.client.publish(this.k(`acks:${e.nodeId}`), String(e.seq)).catch(() => {});
+  }
+
+  confirmApplied(e: RevocationEvent, timeoutMs: number): Promise<number> {
+    return this.confirmations.wait(e.seq, timeoutMs);
+  }
+
+  subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener, opts: { nodeId?: string } = {}): FeedSubscription {
     if (this.closed) {
       const ready = Promise.reject(new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE));
       ready.catch(() => {});
       return { ready, close: async () => {} };
     }
     const channel = this.k("revocations");
+    const ackChannel = opts.nodeId === undefined ? null : this.k(`acks:${opts.nodeId}`);
     const log = this.log;
     const sub = new Redis(this.url, {
       ...baseOptions(),
@@ -468,7 +484,7 @@ export class RedisStore implements Store {
     const doSubscribe = async (): Promise<void> => {
       const mine = ++attempt;
       try {
-        await sub.subscribe(channel);
+        await (ackChannel ? sub.subscribe(channel, ackChannel) : sub.subscribe(channel));
       } catch (err) {
         // The connection dropped again; the next 'ready' retries.
         log.warn({ err: errMessage(err) }, "revocation feed subscribe failed");
@@ -493,6 +509,11 @@ export class RedisStore implements Store {
       status.onLost();
     });
     sub.on("message", (ch: string, message: string) => {
+      if (ch === ackChannel) {
+        const seq = Number(message);
+        if (Number.isSafeInteger(seq)) this.confirmations.confirm(seq);
+        return;
+      }
       if (ch !== channel) return;
       const event = parseEvent(message);
       if (!event) {
@@ -565,6 +586,7 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.confirmations.clear();
     // Through each subscription's own close, so none reports "lost" on the way out.
     await Promise.all([...this.feeds].map((f) => f.close()));
     await quitClient(this.client);

@@ -173,8 +173,18 @@ export interface Store {
   currentSeq(): Promise<number>;
   /** every live mark (expiresAt > now) and the seq they reflect */
   loadMarks(now: number): Promise<MarkSnapshot>;
-  /** delivers every event published after `ready`, including this node's own */
-  subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener): FeedSubscription;
+  /**
+   * delivers every event published after `ready`, including this node's own;
+   * with `nodeId`, also receives the confirmations other nodes send for this node's events
+   */
+  subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener, opts?: { nodeId?: string }): FeedSubscription;
+  /** tells the event's issuer that the node `nodeId` has applied it (received over the feed) */
+  acknowledge(e: RevocationEvent, nodeId: string): void;
+  /**
+   * for an event this store just applied: resolves once every node that received it over the
+   * feed has acknowledged it, or after `timeoutMs`, with how many had not
+   */
+  confirmApplied(e: RevocationEvent, timeoutMs: number): Promise<number>;
 
   // ---- audit ----
   appendAudit(entry: AuditEntry): Promise<void>;

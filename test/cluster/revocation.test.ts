@@ -186,6 +186,30 @@ describe("revocation across a 3-node cluster", () => {
     await watcherAlive();
   });
 
+  it("right after a user's own revocation answers 2xx, every other node refuses the token at once (40 rounds per kind)", async () => {
+    // The 2xx waits for every node that received the event to confirm it holds the mark; without
+    // that, the client's next request could beat the feed to another node (a few % of rounds).
+    const leaks: string[] = [];
+    const kinds = {
+      logout: (via: string, p: TokenPair) => call(via, "POST", "/auth/logout", { token: p.accessToken }),
+      "logout-all": (via: string, p: TokenPair) => call(via, "POST", "/auth/logout-all", { token: p.accessToken }),
+      "session delete": (via: string, p: TokenPair) => call(via, "DELETE", `/sessions/${p.sessionId}`, { token: p.accessToken }),
+    };
+    for (let round = 0; round < 40; round++) {
+      for (const [kind, revoke] of Object.entries(kinds)) {
+        const via = urls[round % 3]!;
+        const others = urls.filter((u) => u !== via);
+        const pair = (await call<TokenPair>(via, "POST", "/auth/guest", { body: {} })).body;
+        expect((await revoke(via, pair)).status).toBe(204);
+        const answers = await Promise.all(others.map((u) => call(u, "GET", "/me", { token: pair.accessToken })));
+        answers.forEach((a, i) => {
+          if (a.status !== 401) leaks.push(`${kind} via ${via}: ${others[i]} answered ${a.status}`);
+        });
+      }
+    }
+    expect(leaks).toEqual([]);
+  });
+
   it("kick -> disconnect latency across nodes (measured, printed, not asserted as a timing)", async () => {
     const ROUNDS = 20;
     const username = uniqueName("lat");

@@ -98,6 +98,39 @@ describe("RedisStore on a real redis-server", () => {
     expect(probe.events[0]).toEqual(e);
   });
 
+  it("confirmApplied waits until every node that received the event acknowledged it, else reports the missing", async () => {
+    await probe.sub.close(); // a subscriber that never acknowledges would count as a receiver
+    const quiet = { onLost: () => {}, onResumed: () => {} };
+    const peer = await RedisStore.connect({ url: server.url, keyPrefix: "t:" });
+    try {
+      const held: RevocationEvent[] = [];
+      let peerAcknowledges = true;
+      const subA = store.subscribe((e) => store.acknowledge(e, "a"), quiet, { nodeId: "a" });
+      const subB = peer.subscribe((e) => (peerAcknowledges ? peer.acknowledge(e, "b") : held.push(e)), quiet, { nodeId: "b" });
+      await Promise.all([subA.ready, subB.ready]);
+      const revokeAll = () => store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), markTtlMs: 60_000, nodeId: "a" });
+
+      // Both subscribers (A's own and B) confirm.
+      expect(await store.confirmApplied(await revokeAll(), 10_000)).toBe(0);
+
+      // B holds its confirmation: the issuer keeps waiting until B sends it.
+      peerAcknowledges = false;
+      const e2 = await revokeAll();
+      let settled = false;
+      const waiting = store.confirmApplied(e2, 10_000).then((missing) => ((settled = true), missing));
+      await waitFor(() => held.length === 1, { message: "B received the event" });
+      expect(settled).toBe(false);
+      peer.acknowledge(held[0]!, "b");
+      expect(await waiting).toBe(0);
+
+      // B never confirms: the wait ends at its timeout and says one node is missing.
+      const e3 = await revokeAll();
+      expect(await store.confirmApplied(e3, 200)).toBe(1);
+    } finally {
+      await peer.close();
+    }
+  });
+
   it("drops malformed feed messages and keeps delivering", async () => {
     const a = adminClient();
     await a.publish("t:revocations", "not json");
