@@ -19,7 +19,7 @@ import { UserDirectory } from "./auth/user-directory";
 import { CLOCK_TOLERANCE_SEC, TokenService, newId } from "./auth/tokens";
 import { systemClock, type Clock } from "./clock";
 import type { Config } from "./config";
-import { errorHandler } from "./http/errors";
+import { answerMalformedRequests, errorHandler } from "./http/errors";
 import { refuseQueryTokens } from "./http/auth-middleware";
 import { createRateLimits } from "./http/rate-limits";
 import { adminRoutes } from "./http/routes-admin";
@@ -206,6 +206,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   // so that an oversized token reaches the check and gets its TOKEN_INVALID
   // instead of a bare 431 / a silently closed socket. Both stay bounded.
   const http = createServer({ maxHeaderSize: MAX_WIRE_BYTES }, app);
+  answerMalformedRequests(http);
   const io = new IoServer(http, {
     serveClient: false,
     maxHttpBufferSize: MAX_WIRE_BYTES,

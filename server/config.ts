@@ -4,6 +4,7 @@
  */
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
+import express from "express";
 import { z } from "zod";
 
 export interface RateLimit {
@@ -168,5 +169,12 @@ function parseTrustProxy(v: string | undefined): string | number | boolean | und
   if (v === "true") return true;
   if (v === "false") return false;
   if (/^\d+$/.test(v)) return Number(v);
+  // Addresses, CIDRs or loopback/linklocal/uniquelocal: let express compile it now, so a typo
+  // fails here with the variable's name rather than later inside the app.
+  try {
+    express().set("trust proxy", v);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: TRUST_PROXY: ${(err as Error).message} (use true, a hop count, or comma-separated addresses, CIDRs, loopback, linklocal, uniquelocal)`);
+  }
   return v;
 }

@@ -1,4 +1,6 @@
 /** One error shape for every HTTP failure: {"error": {"code", "message"}} with an honest status. */
+import type { Server } from "node:http";
+import type { Duplex } from "node:stream";
 import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { ErrorCode, GatehouseError, errorMessage, errorStatus } from "../../shared/errors";
@@ -30,4 +32,22 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     log.error({ err, path: req.path }, "unhandled error");
     sendError(res, ErrorCode.INTERNAL);
   };
+}
+
+/**
+ * Requests Node's HTTP parser refuses before express sees them (headers over
+ * maxHeaderSize: a huge token; garbage that is not HTTP) still get the one
+ * error shape, not Node's bare status line.
+ */
+export function answerMalformedRequests(server: Server): void {
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
+    const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
+    const status = tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request";
+    const error = tooLarge
+      ? { code: ErrorCode.PAYLOAD_TOO_LARGE, message: "Request headers are too large (a token is at most 4 KB)." }
+      : { code: ErrorCode.VALIDATION_FAILED, message: "Malformed HTTP request." };
+    const body = JSON.stringify({ error });
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
 }

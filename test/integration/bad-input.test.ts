@@ -4,6 +4,7 @@
  * node keeps serving everyone else throughout.
  */
 import { createHmac, generateKeyPairSync } from "node:crypto";
+import net from "node:net";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TokenPair } from "../../shared/claims";
@@ -114,6 +115,16 @@ describe("bad input", () => {
     expect(r.body.error.code).toBe(code);
   });
 
+  it("headers too large for the HTTP parser (a 200 KB token) or non-HTTP garbage still get the error shape", async () => {
+    const huge = await call(node.url, "GET", "/me", { token: "A".repeat(200 * 1024) });
+    expect(huge.status).toBe(431);
+    expect(huge.body.error.code).toBe("PAYLOAD_TOO_LARGE");
+    const garbage = await rawHttp(node.url, "NOT-HTTP\r\n\r\n");
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(garbage.split("\r\n\r\n")[1]!).error.code).toBe("VALIDATION_FAILED");
+    expect((await call(node.url, "GET", "/me", { token: good.accessToken })).status).toBe(200);
+  });
+
   it("unknown routes answer a coded 404", async () => {
     const r = await call(node.url, "GET", "/no/such/route");
     expect(r.status).toBe(404);
@@ -147,3 +158,15 @@ describe("bad input", () => {
     s.close();
   });
 });
+
+/** Sends raw bytes on a fresh TCP connection and resolves with everything the server wrote back. */
+function rawHttp(base: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(port), hostname, () => sock.write(bytes));
+    let out = "";
+    sock.on("data", (d) => (out += d.toString("utf8")));
+    sock.on("end", () => resolve(out));
+    sock.on("error", reject);
+  });
+}

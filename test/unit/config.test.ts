@@ -39,9 +39,16 @@ describe("config", () => {
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ ADMIN_USERNAME: "boss" }, "ADMIN_PASSWORD"],
     [{ REVOCATION_MAX_STALENESS: "-1" }, "REVOCATION_MAX_STALENESS"],
+    [{ TRUST_PROXY: "garbage!!" }, "TRUST_PROXY"],
   ])("refuses %o naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("accepts the trust proxy forms express knows", () => {
+    expect(loadConfig({ TRUST_PROXY: "true" }).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: "2" }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: "loopback, 10.0.0.0/8" }).trustProxy).toBe("loopback, 10.0.0.0/8");
   });
 
   it("a bad value makes the node exit 1 with one clear line", async () => {
