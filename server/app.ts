@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import { ErrorCode, GatehouseError } from "../shared/errors";
 import { MAX_JSON_BODY_BYTES } from "../shared/protocol";
 import { Accounts } from "./auth/accounts";
-import { createTokenCheck, type TokenCheck } from "./auth/check";
+import { createTokenCheck, withReadThrough, type LiveTokenCheck } from "./auth/check";
 import { hashPassword } from "./auth/passwords";
 import { UserDirectory } from "./auth/user-directory";
 import { CLOCK_TOLERANCE_SEC, TokenService, newId } from "./auth/tokens";
@@ -53,7 +53,7 @@ export interface App {
   gateway: Gateway;
   revocations: Revocations;
   cache: RevocationCache;
-  check: TokenCheck;
+  check: LiveTokenCheck;
   tokens: TokenService;
   metrics: Metrics;
   log: Logger;
@@ -119,7 +119,12 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     onUnconfirmed: (e, missing) => metrics.revocationsUnconfirmed.inc({ reason: e.reason }, missing),
     onStoreReset: async () => ensureAdmin?.(),
   });
-  const check = createTokenCheck({ tokens, cache, clock, revocationAvailable: () => revocations.available() });
+  const check = withReadThrough(createTokenCheck({ tokens, cache, clock, revocationAvailable: () => revocations.available() }), {
+    cache,
+    clock,
+    inSync: () => revocations.inSync,
+    readMarksFor: (claims) => revocations.readMarksFor(claims),
+  });
   const limits = createRateLimits(config, redis);
   const users = new UserDirectory(store);
   const accounts = new Accounts({ store, tokens, cache, revocations, clock, refreshTtlMs: config.refreshTokenTtlMs });

@@ -1,7 +1,9 @@
 /**
  * THE token check: one function decides accept/refuse for HTTP (Bearer), the
  * socket.io handshake (auth.token) and auth:refresh. Synchronous and
- * memory-only: revocation state comes from the near-cache.
+ * memory-only: revocation state comes from the near-cache. Served through
+ * `withReadThrough`, which adds one store read only while the node is out of
+ * sync with the revocation feed.
  */
 import type { AccessClaims } from "../../shared/claims";
 import { ErrorCode } from "../../shared/errors";
@@ -32,5 +34,35 @@ export function createTokenCheck(deps: TokenCheckDeps): TokenCheck {
     // token_valid_after (global, user), version, jti, session, ban.
     const covered = cache.coverage(verified.claims, clock.now());
     return covered ? { ok: false, code: covered.code } : verified;
+  };
+}
+
+/** The check as HTTP and socket.io use it. */
+export type LiveTokenCheck = (token: unknown) => Promise<CheckResult>;
+
+export interface ReadThroughDeps {
+  cache: RevocationCache;
+  clock: Clock;
+  /** false while the feed may have missed revocations */
+  inSync(): boolean;
+  /** reads the marks that could cover these claims from the store into the cache (never throws) */
+  readMarksFor(claims: AccessClaims): Promise<void>;
+}
+
+/**
+ * In sync, the cache holds every live mark and the check answers alone. Out of
+ * sync, the feed may have missed a revocation of this very token, and a node
+ * that did not receive it cannot have confirmed it: so a token that passes on
+ * the cache is checked again after reading its own marks from the store (one
+ * round trip, only in that state). If the store cannot be read, the staleness
+ * rule inside the check decides.
+ */
+export function withReadThrough(check: TokenCheck, deps: ReadThroughDeps): LiveTokenCheck {
+  return async (token: unknown): Promise<CheckResult> => {
+    const result = check(token);
+    if (!result.ok || deps.inSync()) return result;
+    await deps.readMarksFor(result.claims);
+    const covered = deps.cache.coverage(result.claims, deps.clock.now());
+    return covered ? { ok: false, code: covered.code } : result;
   };
 }

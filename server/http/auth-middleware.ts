@@ -2,7 +2,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { AccessClaims } from "../../shared/claims";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
-import type { TokenCheck } from "../auth/check";
+import type { LiveTokenCheck } from "../auth/check";
 import type { Store, UserRecord } from "../store/store";
 
 declare module "express-serve-static-core" {
@@ -17,13 +17,13 @@ export function claimsOf(req: Request): AccessClaims {
   return req.claims;
 }
 
-export function requireAuth(check: TokenCheck): RequestHandler {
-  return (req: Request, _res: Response, next: NextFunction) => {
+export function requireAuth(check: LiveTokenCheck): RequestHandler {
+  return async (req: Request, _res: Response, next: NextFunction) => {
     const header = req.headers.authorization;
     if (header === undefined) return next(new GatehouseError(ErrorCode.TOKEN_MISSING));
     const m = /^Bearer ([^\s]+)$/i.exec(header);
     if (!m) return next(new GatehouseError(ErrorCode.TOKEN_INVALID));
-    const result = check(m[1]);
+    const result = await check(m[1]);
     if (!result.ok) return next(new GatehouseError(result.code));
     req.claims = result.claims;
     next();
@@ -31,7 +31,7 @@ export function requireAuth(check: TokenCheck): RequestHandler {
 }
 
 /** Admin rights come from the user record, not the `role` claim alone: a demotion takes effect at once. */
-export function requireAdmin(check: TokenCheck, store: Store): RequestHandler[] {
+export function requireAdmin(check: LiveTokenCheck, store: Store): RequestHandler[] {
   const auth = requireAuth(check);
   const admin: RequestHandler = async (req, _res, next) => {
     const claims = claimsOf(req);

@@ -3,7 +3,7 @@ import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { AdminReasonBody, AuditQuery, BanBody, IdParam, type AuditEntry, type OnlinePlayer } from "../../shared/protocol";
 import { newId } from "../auth/tokens";
-import type { TokenCheck } from "../auth/check";
+import type { LiveTokenCheck } from "../auth/check";
 import type { Clock } from "../clock";
 import type { Presence } from "../realtime/presence";
 import type { Revocations } from "../revocation/revocations";
@@ -12,7 +12,7 @@ import { requireAdmin } from "./auth-middleware";
 import { parse } from "./validate";
 
 export interface AdminRoutesDeps {
-  check: TokenCheck;
+  check: LiveTokenCheck;
   store: Store;
   presence: Presence;
   revocations: Revocations;

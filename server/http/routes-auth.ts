@@ -3,7 +3,7 @@ import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { CredentialsBody, GuestBody, PasswordChangeBody, RefreshBody, RegisterBody } from "../../shared/protocol";
 import type { Accounts } from "../auth/accounts";
-import type { TokenCheck } from "../auth/check";
+import type { LiveTokenCheck } from "../auth/check";
 import { sessionIdOfRefreshToken } from "../auth/tokens";
 import type { Revocations } from "../revocation/revocations";
 import { claimsOf, requireAuth } from "./auth-middleware";
@@ -12,7 +12,7 @@ import { parse } from "./validate";
 
 export interface AuthRoutesDeps {
   accounts: Accounts;
-  check: TokenCheck;
+  check: LiveTokenCheck;
   revocations: Revocations;
   limits: RateLimits;
 }

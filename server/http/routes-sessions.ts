@@ -2,7 +2,7 @@
 import { Router } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { IdParam, type SessionView } from "../../shared/protocol";
-import type { TokenCheck } from "../auth/check";
+import type { LiveTokenCheck } from "../auth/check";
 import type { UserDirectory } from "../auth/user-directory";
 import type { Clock } from "../clock";
 import type { Presence } from "../realtime/presence";
@@ -12,7 +12,7 @@ import { claimsOf, requireAuth } from "./auth-middleware";
 import { parse } from "./validate";
 
 export interface SessionRoutesDeps {
-  check: TokenCheck;
+  check: LiveTokenCheck;
   store: Store;
   users: UserDirectory;
   presence: Presence;

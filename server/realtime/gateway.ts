@@ -11,7 +11,7 @@ import type { RateLimiterAbstract } from "rate-limiter-flexible";
 import type { AccessClaims } from "../../shared/claims";
 import { ErrorCode, GatehouseError, errorMessage } from "../../shared/errors";
 import { AuthRefreshPayload, Events, revokedMessage, type Ack, type RevocationReason } from "../../shared/protocol";
-import type { TokenCheck } from "../auth/check";
+import type { LiveTokenCheck } from "../auth/check";
 import { consume } from "../http/rate-limits";
 import type { Clock } from "../clock";
 import type { Metrics } from "../metrics";
@@ -31,7 +31,7 @@ export type GameSocket = Socket<DefaultEventsMap, DefaultEventsMap, DefaultEvent
 
 export interface GatewayDeps {
   io: Server;
-  check: TokenCheck;
+  check: LiveTokenCheck;
   cache: RevocationCache;
   clock: Clock;
   log: Logger;
@@ -146,7 +146,7 @@ export class Gateway {
     if ("token" in hs.query || "access_token" in hs.query) throw new GatehouseError(ErrorCode.TOKEN_INVALID);
     const auth: unknown = hs.auth;
     const token = typeof auth === "object" && auth !== null ? (auth as Record<string, unknown>).token : undefined;
-    const result = this.deps.check(token);
+    const result = await this.deps.check(token);
     if (!result.ok) throw new GatehouseError(result.code);
     const username = await this.deps.usernameOf(result.claims.sub);
     if (username === null) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
@@ -177,7 +177,7 @@ export class Gateway {
       connectedAt: socket.data.connectedAt,
     });
 
-    socket.on(Events.AUTH_REFRESH, (payload: unknown, ack: unknown) => this.onAuthRefresh(socket, payload, ack));
+    socket.on(Events.AUTH_REFRESH, (payload: unknown, ack: unknown) => void this.onAuthRefresh(socket, payload, ack));
     socket.on("disconnect", () => {
       removeFrom(this.byUser, claims.sub, socket);
       removeFrom(this.bySession, claims.sid, socket);
@@ -191,17 +191,20 @@ export class Gateway {
   }
 
   /** In-band token renewal: full check, same sub and sid, then the expiry timer moves. */
-  private onAuthRefresh(socket: GameSocket, payload: unknown, ack: unknown): void {
+  private async onAuthRefresh(socket: GameSocket, payload: unknown, ack: unknown): Promise<void> {
     const reply = typeof ack === "function" ? (ack as (a: Ack<{ expiresAt: number }>) => void) : () => undefined;
     const parsed = AuthRefreshPayload.safeParse(payload);
     if (!parsed.success) return reply(fail(ErrorCode.VALIDATION_FAILED));
-    const result = this.deps.check(parsed.data.token);
+    const result = await this.deps.check(parsed.data.token);
     if (!result.ok) return reply(fail(result.code));
+    if (!socket.connected) return; // dropped while the marks were read
     const current = socket.data.claims;
     if (result.claims.sub !== current.sub || result.claims.sid !== current.sid) return reply(fail(ErrorCode.TOKEN_INVALID));
     socket.data.claims = result.claims;
     this.scheduleExpiry(socket);
     reply({ ok: true, expiresAt: result.claims.exp * 1000 });
+    // A revocation applied while the check awaited the store covers the new claims too.
+    this.dropCovered([socket]);
   }
 
   private scheduleExpiry(socket: GameSocket): void {

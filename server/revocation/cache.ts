@@ -7,7 +7,7 @@
 import type { AccessClaims } from "../../shared/claims";
 import { ErrorCode } from "../../shared/errors";
 import { RevocationReason } from "../../shared/protocol";
-import type { Ban, MarkSnapshot, RevocationEvent } from "../store/store";
+import type { Ban, Marks, RevocationEvent } from "../store/store";
 
 type Reason = RevocationReason;
 
@@ -80,7 +80,7 @@ export class RevocationCache {
    * or unbanned). Otherwise merged into what we hold (used when the store lost
    * data: our marks are still the truth about tokens in the wild).
    */
-  load(s: MarkSnapshot, mode: "replace" | "merge" = "replace"): void {
+  load(s: Marks, mode: "replace" | "merge" = "replace"): void {
     if (mode === "replace") {
       this.jtis.clear();
       this.sessions.clear();

@@ -4,6 +4,7 @@
  * with loss detection and resync (contract section 5, pitfalls 1).
  */
 import type { Logger } from "pino";
+import type { AccessClaims } from "../../shared/claims";
 import type { Clock } from "../clock";
 import type { FeedSubscription, RevocationChange, RevocationEvent, Store } from "../store/store";
 import type { RevocationCache } from "./cache";
@@ -121,6 +122,20 @@ export class Revocations {
       this.opts.onUnconfirmed?.(event, missing);
     }
     return event;
+  }
+
+  /**
+   * Out of sync, the feed may have missed something: reads the marks that could cover these
+   * claims from the store into the cache (merged: they only add refusals). Never throws; an
+   * unreachable store leaves the decision to the staleness rule.
+   */
+  async readMarksFor(c: Pick<AccessClaims, "sub" | "sid" | "jti">): Promise<void> {
+    if (this.synced) return;
+    try {
+      this.cache.load(await this.store.loadMarksFor({ userId: c.sub, sessionId: c.sid, jti: c.jti }, this.clock.now()), "merge");
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, "read-through of revocation marks failed");
+    }
   }
 
   /** True while checks may rely on the cache: in sync, or out of sync for at most the staleness window. */

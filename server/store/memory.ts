@@ -18,6 +18,7 @@ import type {
   FeedStatusListener,
   FeedSubscription,
   MarkSnapshot,
+  Marks,
   NextRefresh,
   RefreshRecord,
   RevocationChange,
@@ -269,6 +270,17 @@ export class MemoryStore implements Store {
       })),
       bans: [...this.banMarks].map(([userId, m]) => ({ userId, until: m.until, expiresAt: m.expiresAt })),
       global: g ? { tokenValidAfter: g.tokenValidAfter, expiresAt: g.expiresAt } : null,
+    };
+  }
+
+  async loadMarksFor(keys: { userId: string; sessionId: string; jti: string }, now: number): Promise<Marks> {
+    const all = await this.loadMarks(now);
+    return {
+      jtis: all.jtis.filter((m) => m.jti === keys.jti),
+      sessions: all.sessions.filter((m) => m.sessionId === keys.sessionId),
+      users: all.users.filter((m) => m.userId === keys.userId),
+      bans: all.bans.filter((m) => m.userId === keys.userId),
+      global: all.global,
     };
   }
 

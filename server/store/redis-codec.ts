@@ -1,5 +1,5 @@
 /** RedisStore's encodings: records <-> hash fields, stored marks and feed events <-> JSON. */
-import type { Ban, MarkSnapshot, RevocationEvent, SessionRecord, UserRecord } from "./store";
+import type { Ban, Marks, RevocationEvent, SessionRecord, UserRecord } from "./store";
 
 const EVENT_KINDS = new Set(["session", "user", "unban", "global"]);
 
@@ -70,8 +70,8 @@ const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFin
 const isStr = (v: unknown): v is string => typeof v === "string";
 const optStr = (v: unknown): string | undefined => (isStr(v) ? v : undefined);
 
-/** Adds one stored mark (JSON) to the snapshot if well-formed and alive at `now`. */
-export function addMark(snap: MarkSnapshot, raw: string, now: number): void {
+/** Adds one stored mark (JSON) to `snap` if well-formed and alive at `now`. */
+export function addMark(snap: Marks, raw: string, now: number): void {
   let m: Record<string, unknown>;
   try {
     m = JSON.parse(raw) as Record<string, unknown>;

@@ -39,6 +39,7 @@ import type {
   FeedStatusListener,
   FeedSubscription,
   MarkSnapshot,
+  Marks,
   NextRefresh,
   RefreshRecord,
   RevocationChange,
@@ -67,6 +68,7 @@ const AUDIT_MAX = 10_000;
 const PING_TIMEOUT_MS = 1_000;
 const QUIT_TIMEOUT_MS = 1_000;
 const SCAN_COUNT = 500;
+const SUBSCRIBE_RETRY_MS = 500;
 
 const silentLogger: StoreLogger = { warn: () => {}, info: () => {} };
 
@@ -223,6 +225,15 @@ export class RedisStore implements Store {
     return this.run(async () => Number((await this.client.get(this.k("seq"))) ?? 0));
   }
 
+  loadMarksFor(keys: { userId: string; sessionId: string; jti: string }, now: number): Promise<Marks> {
+    return this.run(async () => {
+      const marks: Marks = { jtis: [], sessions: [], users: [], bans: [], global: null };
+      const names = [this.k("m:j:", keys.jti), this.k("m:s:", keys.sessionId), this.k("m:u:", keys.userId), this.k("m:b:", keys.userId), this.k("m:g")];
+      for (const raw of await this.client.mget(names)) if (raw !== null) addMark(marks, raw, now);
+      return marks;
+    });
+  }
+
   loadMarks(now: number): Promise<MarkSnapshot> {
     return this.run(async () => {
       // The epoch names this Redis dataset: created once (NX), so a Redis that came
@@ -294,8 +305,12 @@ export class RedisStore implements Store {
       try {
         await (ackChannel ? sub.subscribe(channel, ackChannel) : sub.subscribe(channel));
       } catch (err) {
-        // The connection dropped again; the next 'ready' retries.
         log.warn({ err: errMessage(err) }, "revocation feed subscribe failed");
+        // A dropped connection retries on its next 'ready'; a refusal on a live one (an ACL
+        // without SUBSCRIBE, say) would never get one, so retry it here.
+        if (!closed && mine === attempt && sub.status === "ready") {
+          setTimeout(() => void (!closed && mine === attempt && sub.status === "ready" && doSubscribe()), SUBSCRIBE_RETRY_MS).unref();
+        }
         return;
       }
       if (closed || mine !== attempt) return;

@@ -107,18 +107,24 @@ export interface RevocationEvent {
   nodeId: string;
 }
 
-/** Revocation marks still alive, as loaded by a node at start or after losing the feed. */
-export interface MarkSnapshot {
-  /** names the store's dataset: it changes only if the store lost its data (Redis restarted empty, flushed) */
-  epoch: string;
-  /** highest seq whose marks are included */
-  seq: number;
-  /** `reason` is the revocation reason that created the mark (so a node that missed the event can tell its sockets why) */
+/**
+ * Live revocation marks. `reason` is the revocation reason that created the
+ * mark (so a node that missed the event can tell its sockets why).
+ */
+export interface Marks {
   jtis: { jti: string; expiresAt: number; reason?: string }[];
   sessions: { sessionId: string; expiresAt: number; reason?: string }[];
   users: { userId: string; version: number; tokenValidAfter: number; expiresAt: number; reason?: string }[];
   bans: { userId: string; until: number | null; expiresAt: number }[];
   global: { tokenValidAfter: number; expiresAt: number } | null;
+}
+
+/** Every live mark, as a node loads it at start or after losing the feed. */
+export interface MarkSnapshot extends Marks {
+  /** names the store's dataset: it changes only if the store lost its data (Redis restarted empty, flushed) */
+  epoch: string;
+  /** highest seq whose marks are included */
+  seq: number;
 }
 
 export interface FeedSubscription {
@@ -173,6 +179,8 @@ export interface Store {
   currentSeq(): Promise<number>;
   /** every live mark (expiresAt > now) and the seq they reflect */
   loadMarks(now: number): Promise<MarkSnapshot>;
+  /** the live marks that could cover one token: its jti, session, user, ban, and the global one */
+  loadMarksFor(keys: { userId: string; sessionId: string; jti: string }, now: number): Promise<Marks>;
   /**
    * delivers every event published after `ready`, including this node's own;
    * with `nodeId`, also receives the confirmations other nodes send for this node's events

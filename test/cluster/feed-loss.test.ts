@@ -111,6 +111,32 @@ describe("revocations published while the nodes' subscribers are down", () => {
     await Promise.all(c.bSockets.map((s, i) => expectAlive(s, c.bPairs[i]!)));
   });
 
+  it("while no node can subscribe, a revoked token is still refused on every node right after the 2xx (read-through)", async () => {
+    const c = await cast();
+    const r = redisClient(cluster.redis.url);
+    try {
+      // An ACL without SUBSCRIBE keeps every feed down while commands still work: out of sync on purpose.
+      await r.call("ACL", "SETUSER", "default", "-subscribe", "-psubscribe", "-ssubscribe");
+      await r.client("KILL", "TYPE", "pubsub");
+      await waitReadyz(urls, 503);
+      // Device 0 logs out through node 1. No node hears it over the feed, yet the next request on
+      // any node must fail: a node out of sync reads the token's own marks from Redis.
+      expect((await call(urls[0]!, "POST", "/auth/logout", { token: c.pairs[0]!.accessToken })).status).toBe(204);
+      await expectRefusedEverywhere(urls, c.pairs[0]!, "TOKEN_REVOKED");
+      // Tokens nobody revoked still work everywhere (within REVOCATION_MAX_STALENESS).
+      const me = await Promise.all(urls.map((u, i) => call(u, "GET", "/me", { token: c.pairs[i === 0 ? 1 : i]!.accessToken })));
+      expect(me.map((m) => m.status)).toEqual([200, 200, 200]);
+    } finally {
+      await r.call("ACL", "SETUSER", "default", "+subscribe", "+psubscribe", "+ssubscribe");
+      await r.client("KILL", "TYPE", "pubsub"); // every subscriber (adapters too) starts clean
+      r.disconnect();
+    }
+    await waitReadyz(urls, 200);
+    // Back in sync: the resync found the logout, so the device's socket on node 1 is gone.
+    await within(expectDropped(c.sockets[0]!, "logout"), 2000, "the logged-out device dropped");
+    await Promise.all(c.bSockets.map((s, i) => expectAlive(s, c.bPairs[i]!)));
+  });
+
   it("after the subscribers are back, revocations flow over the feed again", async () => {
     const c = await cast();
     await waitReadyz(urls, 200);

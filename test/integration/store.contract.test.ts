@@ -380,6 +380,27 @@ function contract(h: Harness): void {
       expect((await store.rotateRefresh(r.hash, nextRefresh(s.id, t), t)).status).toBe("invalid");
     });
 
+    it("loadMarksFor reads just the marks that could cover one token", async () => {
+      const a = await newUserWithSession();
+      const b = await newUserWithSession();
+      const now = Date.now();
+      const ctx = { now, ...CTX };
+      await store.applyRevocation({ kind: "session", userId: a.u.id, sessionId: a.s.id, jti: "ja", jtiExp: now + 60_000, reason: "logout" }, ctx);
+      await store.applyRevocation({ kind: "user", userId: b.u.id, ban: { until: null }, reason: "banned" }, ctx);
+      const forA = await store.loadMarksFor({ userId: a.u.id, sessionId: a.s.id, jti: "ja" }, now);
+      expect(forA).toEqual({
+        jtis: [{ jti: "ja", expiresAt: now + 60_000, reason: "logout" }],
+        sessions: [{ sessionId: a.s.id, expiresAt: now + CTX.markTtlMs, reason: "logout" }],
+        users: [],
+        bans: [],
+        global: null,
+      });
+      const forB = await store.loadMarksFor({ userId: b.u.id, sessionId: b.s.id, jti: "jb" }, now);
+      expect([forB.jtis, forB.sessions, forB.users.map((m) => [m.userId, m.version]), forB.bans.map((m) => m.userId)]).toEqual([[], [], [[b.u.id, 1]], [b.u.id]]);
+      const g = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, ctx);
+      expect((await store.loadMarksFor({ userId: "nobody", sessionId: "none", jti: "none" }, now)).global).toEqual({ tokenValidAfter: g.tokenValidAfter, expiresAt: g.expiresAt });
+    });
+
     it("marks vanish after their expiry; seq survives", async () => {
       const { u, s } = await newUserWithSession();
       const other = await newUserWithSession();

@@ -1,6 +1,6 @@
 /** The one check, with a frozen clock: ordering, the iat one-second holes, expiry tolerance, staleness. */
 import { describe, expect, it } from "vitest";
-import { createTokenCheck } from "../../server/auth/check";
+import { createTokenCheck, withReadThrough } from "../../server/auth/check";
 import { TokenService } from "../../server/auth/tokens";
 import { RevocationCache } from "../../server/revocation/cache";
 import type { RevocationEvent } from "../../server/store/store";
@@ -54,7 +54,7 @@ describe("the token check", () => {
     expect(check(b.token)).toEqual({ ok: false, code: "SESSION_REVOKED" });
     const c = issue({ sessionId: "s3" });
     // A ban mark alone (e.g. loaded from a snapshot) refuses with USER_BANNED.
-    cache.load({ epoch: "e", seq: 1, jtis: [], sessions: [], users: [], bans: [{ userId: "u1", until: null, expiresAt: Date.now() * 2 }], global: null });
+    cache.load({ jtis: [], sessions: [], users: [], bans: [{ userId: "u1", until: null, expiresAt: Date.now() * 2 }], global: null });
     expect(check(c.token)).toEqual({ ok: false, code: "USER_BANNED" });
   });
 
@@ -83,5 +83,30 @@ describe("the token check", () => {
     setAvailable(false);
     expect(check(issue().token)).toEqual({ ok: false, code: "REVOCATION_UNAVAILABLE" });
     expect(check("garbage")).toEqual({ ok: false, code: "TOKEN_INVALID" });
+  });
+
+  it("out of sync, a token that passes on the cache is checked again against its marks read from the store", async () => {
+    const { clock, cache, check, issue } = setup();
+    let inSync = true;
+    const reads: string[] = [];
+    // The store knows a logout of s1 that this node's feed missed.
+    const storeMarks = { jtis: [], sessions: [{ sessionId: "s1", expiresAt: clock.t + 60_000, reason: "logout" }], users: [], bans: [], global: null };
+    const live = withReadThrough(check, {
+      cache,
+      clock,
+      inSync: () => inSync,
+      readMarksFor: async (c) => {
+        reads.push(c.sid);
+        cache.load(storeMarks, "merge");
+      },
+    });
+    const { token } = issue();
+    expect((await live(token)).ok).toBe(true); // in sync: the cache alone decides, no read
+    expect(reads).toEqual([]);
+    inSync = false;
+    expect(await live("garbage")).toEqual({ ok: false, code: "TOKEN_INVALID" }); // refused before any read
+    expect(reads).toEqual([]);
+    expect(await live(token)).toEqual({ ok: false, code: "SESSION_REVOKED" });
+    expect(reads).toEqual(["s1"]);
   });
 });
