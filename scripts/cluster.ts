@@ -6,14 +6,31 @@
 import { parseArgs } from "node:util";
 import { startLocalCluster } from "./lib/local-cluster";
 
-const { values } = parseArgs({
-  options: {
-    nodes: { type: "string", default: "3" },
-    port: { type: "string", default: "3000" },
-    verbose: { type: "boolean", default: false },
-    "no-limits": { type: "boolean", default: false },
-  },
-});
+const USAGE = `npm run cluster -- [options]
+  --nodes N     how many nodes (1-32, default 3), on consecutive ports
+  --port P      the first node's port (default 3000)
+  --no-limits   switch the per-IP and per-user rate limits off (for npm run bots)
+  --verbose     echo every node's log lines`;
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      nodes: { type: "string", default: "3" },
+      port: { type: "string", default: "3000" },
+      verbose: { type: "boolean", default: false },
+      "no-limits": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }));
+} catch (err) {
+  console.error(`${(err as Error).message}\n\n${USAGE}`);
+  process.exit(1);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const count = Number(values.nodes);
 const basePort = Number(values.port);
 if (!Number.isInteger(count) || count < 1 || count > 32) {
