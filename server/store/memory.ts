@@ -120,6 +120,8 @@ export class MemoryStore implements Store {
     const id = this.usernames.get(user.username.toLowerCase());
     const existing = id === undefined ? undefined : this.users.get(id);
     if (existing) {
+      // Never promote a player who happens to hold the configured name.
+      if (existing.role !== "admin") throw new GatehouseError(ErrorCode.USERNAME_TAKEN, "That username belongs to a player account.");
       existing.passwordHash = user.passwordHash;
       existing.role = "admin";
       return clone(existing);

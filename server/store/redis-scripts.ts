@@ -29,6 +29,9 @@ local ukey = P .. 'u:' .. id
 if redis.call('EXISTS', ukey) == 0 then
   redis.call('HSET', ukey, unpack(ARGV, 5))
   redis.call('HSET', ukey, 'id', id)
+elseif redis.call('HGET', ukey, 'role') ~= 'admin' then
+  -- never promote a player who happens to hold the configured name
+  return 0
 end
 redis.call('HSET', ukey, 'role', 'admin')
 if ARGV[3] == '1' then

@@ -151,6 +151,7 @@ export class RedisStore implements Store {
         [this.k("un:", user.username.toLowerCase())],
         [this.p, user.id, user.passwordHash === null ? "0" : "1", user.passwordHash ?? "", ...userFields({ ...user, role: "admin" })],
       );
+      if (reply === 0) throw new GatehouseError(ErrorCode.USERNAME_TAKEN, "That username belongs to a player account.");
       const parsed = parseUser(pairsToObject(reply));
       if (!parsed) throw new Error("upsertAdmin returned no user");
       return parsed;

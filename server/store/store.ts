@@ -151,7 +151,10 @@ export interface Store {
   /** case-insensitive */
   getUserByUsername(username: string): Promise<UserRecord | null>;
   setPasswordHash(userId: string, passwordHash: string): Promise<void>;
-  /** creates the admin or resets its password and role; idempotent and safe from several nodes at once */
+  /**
+   * creates the admin account or resets its password; idempotent and safe from several nodes at
+   * once; USERNAME_TAKEN if the name belongs to a non-admin (never promotes a player)
+   */
   upsertAdmin(user: UserRecord): Promise<UserRecord>;
 
   // ---- sessions and refresh tokens ----
