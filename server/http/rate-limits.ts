@@ -47,10 +47,3 @@ export async function consume(limiter: RateLimiterAbstract | null, key: string):
     throw new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE);
   }
 }
-
-/** Throws if the key is already over its limit, without spending a point (failed-login counting). */
-export async function ensureNotBlocked(limiter: RateLimiterAbstract | null, key: string): Promise<void> {
-  if (!limiter) return;
-  const res = await limiter.get(key).catch(() => null);
-  if (res && res.consumedPoints >= limiter.points) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
-}

@@ -32,6 +32,36 @@ describe("rate limits", () => {
     expect((await call(n.url, "POST", "/auth/login", { body: { username: other.user.username, password: "password-123" } })).status).toBe(200);
   });
 
+  it("a concurrent burst of wrong passwords cannot get past the per-username limit", async () => {
+    const n = await node({ RATE_LIMIT_LOGIN_USER: "5/15m" });
+    const user = await register(n.url);
+    // Letter case does not make a new key.
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => {
+        const username = i % 2 ? user.user.username.toUpperCase() : user.user.username;
+        return call(n.url, "POST", "/auth/login", { body: { username, password: "wrong-password" } });
+      }),
+    );
+    const statuses = burst.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(15);
+  });
+
+  it("password change guesses spend the per-user failed-login budget; a success clears it", async () => {
+    const n = await node({ RATE_LIMIT_LOGIN_USER: "3/15m" });
+    const user = await register(n.url);
+    const guess = (oldPassword: string) => call(n.url, "POST", "/auth/password", { token: user.accessToken, body: { oldPassword, newPassword: "new-password-1" } });
+    expect((await guess("wrong-1")).status).toBe(401);
+    expect((await guess("wrong-2")).status).toBe(401);
+    const right = await guess("password-123");
+    expect(right.status).toBe(200); // third attempt, the right one: allowed, and the count starts over
+    const again = (oldPassword: string) => call(n.url, "POST", "/auth/password", { token: right.body.accessToken, body: { oldPassword, newPassword: "new-password-2" } });
+    for (let i = 0; i < 3; i++) expect((await again(`wrong-${i}`)).status).toBe(401);
+    const blocked = await again("new-password-1");
+    expect(blocked.status).toBe(429);
+    expect(blocked.body.error.code).toBe("RATE_LIMITED");
+  });
+
   it("login, register and guest calls per IP", async () => {
     const n = await node({ RATE_LIMIT_LOGIN_IP: "4/1m" });
     for (let i = 0; i < 4; i++) expect((await call(n.url, "POST", "/auth/guest", { body: {} })).status).toBe(201);
