@@ -233,6 +233,9 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const io = new IoServer(http, {
     serveClient: false,
     maxHttpBufferSize: MAX_WIRE_BYTES,
+    // An engine.io connection that never sends its socket.io CONNECT (where auth and the
+    // handshake limit run) is dropped after this instead of socket.io's 45 s default.
+    connectTimeout: 10_000,
     cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins, credentials: false } : undefined,
     // connectionStateRecovery stays OFF: recovery would skip the handshake check (pitfall 3).
   });

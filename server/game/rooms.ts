@@ -42,6 +42,9 @@ const MOVE_RATE = 30; // per second
 const MOVE_BURST = 45;
 const CHAT_RATE = 0.5; // per second
 const CHAT_BURST = 5;
+// Joins and leaves are broadcast to the room (and across nodes): a budget, like moves and chat.
+const MEMBERSHIP_RATE = 2; // per second
+const MEMBERSHIP_BURST = 6;
 
 type AckFn = (reply: unknown) => void;
 const ackOf = (ack: unknown): AckFn => (typeof ack === "function" ? (ack as AckFn) : () => undefined);
@@ -108,12 +111,14 @@ export function registerGame(deps: GameDeps): GameHandle {
     const now = clock.now();
     const moves = new Budget(MOVE_RATE, MOVE_BURST, now);
     const chats = new Budget(CHAT_RATE, CHAT_BURST, now);
+    const memberships = new Budget(MEMBERSHIP_RATE, MEMBERSHIP_BURST, now);
     const who = () => ({ userId: socket.data.claims.sub, username: socket.data.username });
 
     socket.on(Events.ROOM_JOIN, (payload: unknown, ack: unknown) => {
       const reply = ackOf(ack);
       const parsed = RoomJoinPayload.safeParse(payload);
       if (!parsed.success) return reply(fail(ErrorCode.VALIDATION_FAILED));
+      if (!memberships.take(clock.now())) return reply(fail(ErrorCode.RATE_LIMITED));
       leave(socket);
       const { roomId } = parsed.data;
       const p = arena.join(socket.id, who(), roomId, clock.now());
@@ -124,6 +129,7 @@ export function registerGame(deps: GameDeps): GameHandle {
     });
 
     socket.on(Events.ROOM_LEAVE, (_payload: unknown, ack: unknown) => {
+      if (!memberships.take(clock.now())) return ackOf(ack)(fail(ErrorCode.RATE_LIMITED));
       leave(socket);
       ackOf(ack)({ ok: true });
     });

@@ -1,5 +1,6 @@
 /** GET / (the game), GET /admin (the dashboard) and /static/*: the browser pages. */
 import { existsSync } from "node:fs";
+import type { ServerResponse } from "node:http";
 import path from "node:path";
 import express, { Router, type RequestHandler } from "express";
 
@@ -20,6 +21,14 @@ export const PAGE_CSP = [
   "frame-ancestors 'none'",
 ].join("; ");
 
+/** On every file this router serves: the pages are also reachable as /static/*.html. */
+function setSecurityHeaders(res: ServerResponse): void {
+  res.setHeader("Content-Security-Policy", PAGE_CSP);
+  res.setHeader("X-Frame-Options", "DENY");
+  res.setHeader("Referrer-Policy", "no-referrer");
+  res.setHeader("X-Content-Type-Options", "nosniff");
+}
+
 export function pageRoutes(publicDir: string): Router {
   const r = Router();
   const page =
@@ -27,9 +36,7 @@ export function pageRoutes(publicDir: string): Router {
     (_req, res) => {
       const full = path.join(publicDir, file);
       if (!existsSync(full)) return void res.status(404).type("text/plain").send("Pages are not built: run npm run build");
-      res.setHeader("Content-Security-Policy", PAGE_CSP);
-      res.setHeader("X-Frame-Options", "DENY");
-      res.setHeader("Referrer-Policy", "no-referrer");
+      setSecurityHeaders(res);
       res.setHeader("Cache-Control", "no-cache");
       res.sendFile(full);
     };
@@ -41,7 +48,7 @@ export function pageRoutes(publicDir: string): Router {
     express.static(publicDir, {
       index: false,
       maxAge: 0,
-      setHeaders: (res) => res.setHeader("X-Content-Type-Options", "nosniff"),
+      setHeaders: setSecurityHeaders,
     }),
   );
   return r;

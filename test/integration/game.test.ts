@@ -4,6 +4,7 @@ import type { StatePayload } from "../../shared/protocol";
 import { call, register } from "../helpers/http";
 import { startNode, type TestNode } from "../helpers/node";
 import { connect, emitAck, nextEvent, type TestSocket } from "../helpers/sockets";
+import { waitFor } from "../helpers/wait";
 
 describe("the arena game on one node", () => {
   let node: TestNode;
@@ -71,6 +72,34 @@ describe("the arena game on one node", () => {
     // Still a healthy player in a room.
     const st = await nextEvent<StatePayload>(a.s.socket, "state");
     expect(st.roomId).toBe("g2");
+  });
+
+  it("a join/leave flood is limited: the room hears a bounded number of comings and goings", async () => {
+    const [a, b] = [await player(), await player()];
+    await emitAck(b.s.socket, "room:join", { roomId: "churn" });
+    const heard: string[] = [];
+    b.s.socket.on("player:joined", () => heard.push("joined"));
+    b.s.socket.on("player:left", () => heard.push("left"));
+    const acks = [];
+    for (let i = 0; i < 30; i++) acks.push(await emitAck(a.s.socket, i % 2 ? "room:leave" : "room:join", i % 2 ? {} : { roomId: "churn" }));
+    const refused = acks.filter((r) => !r.ok);
+    expect(refused.length).toBeGreaterThanOrEqual(20); // a burst of 6, then about 2 per second
+    expect(refused.every((r) => r.error.code === "RATE_LIMITED")).toBe(true);
+    // What the accepted ones, and only those, announce to the other player.
+    let inRoom = false;
+    let expected = 0;
+    acks.forEach((r, i) => {
+      if (!r.ok) return;
+      if (i % 2 === 0) {
+        expected += inRoom ? 2 : 1; // a join first leaves the current room
+        inRoom = true;
+      } else if (inRoom) {
+        expected += 1;
+        inRoom = false;
+      }
+    });
+    await waitFor(() => heard.length === expected, { message: "b heard every accepted join and leave" });
+    expect(expected).toBeLessThanOrEqual(10);
   });
 
   it("a move flood is dropped, not obeyed: no speed gained", async () => {

@@ -130,6 +130,11 @@ describe("ops", () => {
     expect(js.status).toBe(200);
     expect(js.headers.get("x-content-type-options")).toBe("nosniff");
     expect(js.headers.get("cache-control")).toBe("public, max-age=0");
+    // The same pages as static files carry the same protection.
+    const asStatic = await fetch(n.url + "/static/admin.html");
+    expect(asStatic.status).toBe(200);
+    expect(asStatic.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect(asStatic.headers.get("x-frame-options")).toBe("DENY");
   });
 
   it("closing a node reports readyz 503 and drops sockets as a transport close (clients would reconnect)", async () => {
