@@ -150,11 +150,15 @@ function contract(h: Harness): void {
       expect(new Set(many.map((m) => m.id))).toEqual(new Set([first.id]));
     });
 
-    it("upsertAdmin promotes an existing user of that name", async () => {
-      const u = user({ username: "boss" });
-      await store.createUser(u);
-      const admin = await store.upsertAdmin(user({ username: "Boss", role: "admin", passwordHash: "scrypt$b" }));
-      expect(admin).toMatchObject({ id: u.id, role: "admin", passwordHash: "scrypt$b" });
+    it("upsertAdmin never promotes a player who holds the name, and resets an existing admin's password", async () => {
+      const player = user({ username: "boss" });
+      await store.createUser(player);
+      await expect(store.upsertAdmin(user({ username: "Boss", role: "admin", passwordHash: "scrypt$b" }))).rejects.toMatchObject({ code: "USERNAME_TAKEN" });
+      expect(await store.getUser(player.id)).toMatchObject({ role: "player", passwordHash: player.passwordHash });
+
+      const first = await store.upsertAdmin(user({ username: "chief", role: "admin", passwordHash: "scrypt$1" }));
+      const again = await store.upsertAdmin(user({ username: "CHIEF", role: "admin", passwordHash: "scrypt$2" }));
+      expect(again).toMatchObject({ id: first.id, role: "admin", passwordHash: "scrypt$2" });
     });
   });
 
