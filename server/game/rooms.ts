@@ -64,15 +64,25 @@ export function registerGame(deps: GameDeps): GameHandle {
   const remote = new Map<string, Map<string, { players: PlayerView[]; at: number }>>();
 
   const remotePlayers = (roomId: string, now: number): PlayerView[] => {
-    const shares = remote.get(roomId);
-    if (!shares) return [];
     const out: PlayerView[] = [];
-    for (const [nodeId, share] of shares) {
-      if (now - share.at > REMOTE_STALE_MS) shares.delete(nodeId);
-      else out.push(...share.players);
-    }
-    if (shares.size === 0) remote.delete(roomId);
+    for (const share of remote.get(roomId)?.values() ?? []) if (now - share.at <= REMOTE_STALE_MS) out.push(...share.players);
     return out;
+  };
+
+  /**
+   * Drops the shares no node refreshed for REMOTE_STALE_MS, in every room (we hear about rooms
+   * we have no player in too: without this they would pile up). A node that died sent no
+   * player:left for its players, so our players in that room hear it from us.
+   */
+  const purgeStaleShares = (now: number) => {
+    for (const [roomId, shares] of remote) {
+      for (const [nodeId, share] of shares) {
+        if (now - share.at <= REMOTE_STALE_MS) continue;
+        shares.delete(nodeId);
+        for (const p of share.players) io.local.to(roomKey(roomId)).emit(Events.PLAYER_LEFT, { playerId: p.playerId, userId: p.userId, username: p.username });
+      }
+      if (shares.size === 0) remote.delete(roomId);
+    }
   };
 
   const roomPlayers = (roomId: string, now: number): PlayerView[] => [...arena.playersIn(roomId).map(view), ...remotePlayers(roomId, now)];
@@ -168,6 +178,13 @@ export function registerGame(deps: GameDeps): GameHandle {
     }
   }, 1000 / TICK_HZ);
   tick.unref();
+  const purge = setInterval(() => purgeStaleShares(clock.now()), REMOTE_STALE_MS);
+  purge.unref();
 
-  return { close: () => clearInterval(tick) };
+  return {
+    close: () => {
+      clearInterval(tick);
+      clearInterval(purge);
+    },
+  };
 }

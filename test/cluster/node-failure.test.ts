@@ -14,7 +14,7 @@ import type { TokenPair } from "../../shared/claims";
 import type { OnlinePlayer } from "../../shared/protocol";
 import { call, login, register, uniqueName } from "../helpers/http";
 import { connect, emitAck, nextEvent, type TestSocket } from "../helpers/sockets";
-import { waitFor } from "../helpers/wait";
+import { waitFor, within } from "../helpers/wait";
 import {
   adminOf,
   expectAlive,
@@ -141,12 +141,22 @@ describe("node crash and graceful stop", () => {
       return mine?.sessions.length === 3 && list.some((p) => p.userId === loner.user.id);
     }, { message: "all players listed" });
 
+    // Two of the devices share a room across nodes 1 and 3.
+    await emitAck(sockets[0]!.socket, "room:join", { roomId: "crash-room" });
+    const on3 = await emitAck(sockets[2]!.socket, "room:join", { roomId: "crash-room" });
+    const heardLeft = new Promise<void>((resolve) =>
+      sockets[0]!.socket.on("player:left", (p: { playerId: string }) => p.playerId === on3.you.playerId && resolve()),
+    );
+
     const lonerGone = nextEvent<string>(lonerSocket.socket, "disconnect", 5000);
     await n3.kill();
     expect(n3.proc.signalCode).toBe("SIGKILL");
     expect(await lonerGone).toBe("transport close"); // the client will try to reconnect (elsewhere, behind a load balancer)
     lonerSocket.close();
     sockets[2]!.close();
+
+    // The dead node sent no player:left: node 1 tells its player once node 3's share of the room goes stale.
+    await within(heardLeft, 5000, "node 1's player heard that node 3's player left");
 
     // Survivors serve: ready, new accounts and handshakes.
     await waitReadyz([n1.url, n2.url], 200);
