@@ -34,7 +34,7 @@ import { MemoryPresence, RedisPresence, type Presence } from "./realtime/presenc
 import { RevocationCache } from "./revocation/cache";
 import { Revocations } from "./revocation/revocations";
 import { MemoryStore } from "./store/memory";
-import { RedisStore } from "./store/redis";
+import { COMMAND_TIMEOUT_MS, RedisStore } from "./store/redis";
 import type { Store } from "./store/store";
 import { registerGame, type GameHandle } from "./game/rooms";
 
@@ -86,7 +86,12 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   if (config.redisUrl) {
     store = await RedisStore.connect({ url: config.redisUrl, logger: log });
     const mk = (name: string) => {
-      const c = new Redis(config.redisUrl!, { maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 100, 1000) });
+      const c = new Redis(config.redisUrl!, {
+        maxRetriesPerRequest: 1,
+        retryStrategy: (n) => Math.min(n * 100, 1000),
+        // Rate limits and presence must not hang on a hung Redis (the adapter's own requests time out).
+        ...(name === "limits" ? { commandTimeout: COMMAND_TIMEOUT_MS } : {}),
+      });
       c.on("error", (err: Error) => log.debug({ err: err.message, client: name }, "redis client error"));
       // The adapter fires PUBLISH / SUBSCRIBE without awaiting them (pitfall 2): in a Redis outage their
       // rejections (MaxRetriesPerRequestError) were unhandled and killed the process. Every command's

@@ -17,6 +17,10 @@ export interface RedisProcess {
   kill(): Promise<void>;
   /** starts again on the same port (stopping the current process first if it still runs); data is not kept */
   restart(): Promise<void>;
+  /** SIGSTOP: a hung server whose connections stay open (the kernel still acknowledges TCP) */
+  pause(): void;
+  /** SIGCONT after pause() */
+  resume(): void;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -119,6 +123,8 @@ export async function startRedis(opts: { port?: number } = {}): Promise<RedisPro
     url: `redis://127.0.0.1:${port}`,
     stop: () => signalAndWait(child, "SIGTERM"),
     kill: () => signalAndWait(child, "SIGKILL"),
+    pause: () => void child?.kill("SIGSTOP"),
+    resume: () => void child?.kill("SIGCONT"),
     restart: async () => {
       await signalAndWait(child, "SIGTERM");
       child = await spawnRedis(port);

@@ -63,6 +63,10 @@ export class Revocations {
   private probeBehind: number | null = null;
   /** lastSeq when we went out of sync: any event after that carries a higher seq unless the store went back */
   private seqAtLoss: number | null = null;
+  /** a seq probe is in flight (a hung store makes one last until the command timeout) */
+  private probing = false;
+  /** the last seq probe failed: the store is hung or unreachable */
+  private storeUnreachable = false;
   /** a feed event showed the store's seq went back while we were out of sync */
   private storeWentBack = false;
   /** the store dataset we were last in sync with (see MarkSnapshot.epoch) */
@@ -130,7 +134,8 @@ export class Revocations {
    * unreachable store leaves the decision to the staleness rule.
    */
   async readMarksFor(c: Pick<AccessClaims, "sub" | "sid" | "jti">): Promise<void> {
-    if (this.synced) return;
+    // Known unreachable: do not make every check wait for a command timeout.
+    if (this.synced || this.storeUnreachable) return;
     try {
       this.cache.load(await this.store.loadMarksFor({ userId: c.sub, sessionId: c.sid, jti: c.jti }, this.clock.now()), "merge");
     } catch (err) {
@@ -194,16 +199,33 @@ export class Revocations {
 
   /**
    * Behind the store on two probes in a row (one probe could just race an
-   * event in flight) means an event was lost: resync.
+   * event in flight) means an event was lost: resync. A probe that fails (a
+   * hung Redis times out; its connections, the feed's included, stay open and
+   * report nothing) puts the node out of sync from when it was sent, so the
+   * staleness rule applies; the first probe that succeeds again resyncs.
    */
   private async probeSeq(): Promise<void> {
-    if (!this.synced || this.resyncing) return;
+    if (this.probing || this.resyncing) return;
+    this.probing = true;
+    const sentAt = this.clock.now();
     let storeSeq: number;
     try {
       storeSeq = await this.store.currentSeq();
-    } catch {
-      return; // the subscription's own loss detection covers an unreachable store
+    } catch (err) {
+      if (!this.storeUnreachable) {
+        this.storeUnreachable = true;
+        this.markLost(`store unreachable: ${(err as Error).message}`, sentAt);
+      }
+      return;
+    } finally {
+      this.probing = false;
     }
+    if (this.storeUnreachable) {
+      this.storeUnreachable = false;
+      this.requestResync("store reachable again");
+      return;
+    }
+    if (!this.synced) return;
     const behind = this.probeBehind;
     this.probeBehind = storeSeq > this.lastSeq ? storeSeq : null;
     if (behind !== null && this.lastSeq < behind) {
@@ -213,13 +235,14 @@ export class Revocations {
     }
   }
 
-  private markLost(why: string): void {
+  /** `since`: when the node stopped being able to vouch for its cache, if earlier than now. */
+  private markLost(why: string, since = this.clock.now()): void {
     this.lossGeneration++;
     if (this.synced) {
       this.log.warn({ why }, "revocation feed out of sync");
       this.synced = false;
       this.seqAtLoss = this.lastSeq;
-      this.unsyncedSince = this.clock.now();
+      this.unsyncedSince = since;
     }
   }
 
@@ -279,6 +302,10 @@ export class Revocations {
           this.startedOnce = true;
           this.unsyncedSince = null;
           this.seqAtLoss = null;
+          // Set during this resync by our own reset event coming back (its seq is low, the store
+          // being new): no loss since means the store did not go back again. Left set, it made
+          // the next resync, whatever its cause, revoke every token once more.
+          this.storeWentBack = false;
         } else {
           this.resyncAgain = true;
         }

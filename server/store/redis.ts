@@ -69,6 +69,8 @@ const PING_TIMEOUT_MS = 1_000;
 const QUIT_TIMEOUT_MS = 1_000;
 const SCAN_COUNT = 500;
 const SUBSCRIBE_RETRY_MS = 500;
+/** The longest a store call waits for Redis; then it fails as 503 REVOCATION_UNAVAILABLE. */
+export const COMMAND_TIMEOUT_MS = 2_000;
 
 const silentLogger: StoreLogger = { warn: () => {}, info: () => {} };
 
@@ -100,6 +102,8 @@ export class RedisStore implements Store {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       autoResendUnfulfilledCommands: false,
+      // A hung Redis keeps its connections open: without a timeout, calls would wait forever.
+      commandTimeout: COMMAND_TIMEOUT_MS,
       connectionName: "gatehouse-store",
     });
     watchErrors(client, log, "store");

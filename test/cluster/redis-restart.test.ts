@@ -104,4 +104,31 @@ describe("Redis stops, then restarts empty", () => {
     expect(r.status).toBe(202);
     await expectDropped(sf, "kicked");
   });
+
+  it("a hung Redis (SIGSTOP, connections stay open): detected, 503 past the staleness window instead of hanging; SIGCONT: recovered", async () => {
+    const [n1, n2] = urls as [string, string];
+    await waitReadyz(urls, 200, 15_000);
+    const p = await register(n1, uniqueName("hang"));
+    const s = await connect(n2, p.accessToken);
+    open.push(s);
+    cluster.redis.pause();
+    try {
+      // Nothing drops: the nodes notice only because their calls time out.
+      await waitReadyz(urls, 503);
+      for (const url of urls) {
+        await waitFor(async () => (await call(url, "GET", "/me", { token: p.accessToken })).status === 503, { timeoutMs: 10_000, message: `${url} /me 503` });
+        expect(await refusedCode(url, p.accessToken, { reconnection: false })).toMatchObject({ message: "REVOCATION_UNAVAILABLE" });
+      }
+      // A call that needs Redis answers 503 (after the command timeout) rather than hanging.
+      const guest = await call(n1, "POST", "/auth/guest", { body: {} });
+      expect(guest.status).toBe(503);
+      expect(guest.body.error.code).toBe("REVOCATION_UNAVAILABLE");
+      expect(s.socket.connected).toBe(true);
+    } finally {
+      cluster.redis.resume();
+    }
+    await waitReadyz(urls, 200, 15_000);
+    await expectAcceptedEverywhere(urls, p);
+    await expectAlive(s, p);
+  });
 });

@@ -89,8 +89,9 @@ export async function expectRefusedEverywhere(urls: string[], pair: TokenPair, c
 
 /** The token is accepted on every node's HTTP API. */
 export async function expectAcceptedEverywhere(urls: string[], pair: TokenPair): Promise<void> {
-  const statuses = await Promise.all(urls.map((url) => call(url, "GET", "/me", { token: pair.accessToken }).then((r) => r.status)));
-  expect(statuses).toEqual(urls.map(() => 200));
+  const answers = await Promise.all(urls.map((url) => call(url, "GET", "/me", { token: pair.accessToken })));
+  const statuses = answers.map((r) => r.status);
+  expect(statuses, JSON.stringify(answers.map((r) => r.body))).toEqual(urls.map(() => 200));
 }
 
 /** p-th percentile (0..100) of a list of numbers, nearest rank. */
