@@ -56,6 +56,9 @@ export interface MemoryStoreOptions {
   now?: () => number;
 }
 
+/** How long a new guest account may exist before its first session. */
+const GUEST_GRACE_MS = 60_000;
+
 export class MemoryStore implements Store {
   readonly kind = "memory" as const;
 
@@ -341,6 +344,14 @@ export class MemoryStore implements Store {
     this.purgeMarks(t);
     for (const [hash, r] of this.refresh) if (r.rec.expiresAt <= t) this.dropRefresh(hash);
     for (const [sid, s] of this.sessions) if (s.expiresAt <= t) this.dropSession(sid);
+    // A guest is reached only through its sessions: with the last one gone, so is the account
+    // (a minute's grace covers one being created right now, before its first session).
+    for (const [id, u] of this.users) {
+      if (u.guest && !this.userSessions.get(id)?.size && u.createdAt + GUEST_GRACE_MS <= t) {
+        this.users.delete(id);
+        this.usernames.delete(u.username.toLowerCase());
+      }
+    }
   }
 
   private time(): number {

@@ -49,10 +49,23 @@ local function expireIndex(key)
 end`;
 
 /**
- * KEYS: s:<sid>, r:<hash>, us:<uid>, sr:<sid>.
- * ARGV: sid, uid, device, createdAt, lastSeenAt, expiresAt, hash, refresh createdAt, refresh expiresAt.
+ * KEYS: s:<sid>, r:<hash>, us:<uid>, sr:<sid>, u:<uid>.
+ * ARGV: sid, uid, device, createdAt, lastSeenAt, expiresAt, hash, refresh createdAt, refresh expiresAt, prefix.
  */
-const CREATE_SESSION = `${EXPIRE_INDEX_FN}
+/**
+ * A guest account is reached only through its sessions (no password): it expires with the
+ * newest of them. Registered accounts never expire.
+ */
+const KEEP_GUEST_FN = `
+local function keepGuestUntil(P, ukey, at)
+  if redis.call('HGET', ukey, 'guest') ~= '1' then return end
+  local name = redis.call('HGET', ukey, 'username')
+  redis.call('PEXPIREAT', ukey, at)
+  if name then redis.call('PEXPIREAT', P .. 'un:' .. string.lower(name), at) end
+end
+`;
+
+const CREATE_SESSION = `${EXPIRE_INDEX_FN}${KEEP_GUEST_FN}
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'userId', ARGV[2], 'device', ARGV[3], 'createdAt', ARGV[4], 'lastSeenAt', ARGV[5], 'expiresAt', ARGV[6])
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 redis.call('HSET', KEYS[2], 'sessionId', ARGV[1], 'userId', ARGV[2], 'createdAt', ARGV[8], 'expiresAt', ARGV[9], 'state', 'live')
@@ -63,13 +76,14 @@ redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
 -- prune sessions that expired by now (createdAt is the caller's now)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[4])
 expireIndex(KEYS[3])
+keepGuestUntil(ARGV[10], KEYS[5], ARGV[6])
 return 1`;
 
 /**
  * KEYS: r:<old>, r:<new>. ARGV: prefix, now, new hash, new createdAt, new expiresAt.
  * Returns {'invalid', uid?} | {'reused', uid, sid} | {'ok', sid, uid, device, createdAt, lastSeenAt, expiresAt}.
  */
-const ROTATE_REFRESH = `${EXPIRE_INDEX_FN}
+const ROTATE_REFRESH = `${EXPIRE_INDEX_FN}${KEEP_GUEST_FN}
 local P = ARGV[1]
 local now = tonumber(ARGV[2])
 local rec = redis.call('HMGET', KEYS[1], 'sessionId', 'userId', 'expiresAt', 'state')
@@ -99,6 +113,7 @@ expireIndex(srkey)
 local uskey = P .. 'us:' .. uid
 redis.call('ZADD', uskey, sexp, sid)
 expireIndex(uskey)
+keepGuestUntil(P, P .. 'u:' .. uid, sexp)
 return {'ok', sid, uid, s[1], s[2], ARGV[2], sexp}`;
 
 /**

@@ -168,8 +168,8 @@ export class RedisStore implements Store {
     return this.run(async () => {
       await scripts.createSession.run(
         this.client,
-        [this.k("s:", session.id), this.k("r:", refresh.hash), this.k("us:", session.userId), this.k("sr:", session.id)],
-        [session.id, session.userId, session.device, session.createdAt, session.lastSeenAt, session.expiresAt, refresh.hash, refresh.createdAt, refresh.expiresAt],
+        [this.k("s:", session.id), this.k("r:", refresh.hash), this.k("us:", session.userId), this.k("sr:", session.id), this.k("u:", session.userId)],
+        [session.id, session.userId, session.device, session.createdAt, session.lastSeenAt, session.expiresAt, refresh.hash, refresh.createdAt, refresh.expiresAt, this.p],
       );
     });
   }

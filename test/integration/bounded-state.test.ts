@@ -26,7 +26,12 @@ describe("bounded revocation state", () => {
       }
       await call(node.url, "POST", "/auth/logout-all", { token: p.accessToken });
     }
+    // Guests: one playing on, one logged out; neither can ever log in again once its sessions are gone.
+    await call(node.url, "POST", "/auth/guest", { body: {} });
+    const leaving = await call<TokenPair>(node.url, "POST", "/auth/guest", { body: {} });
+    await call(node.url, "POST", "/auth/logout", { token: leaving.body.accessToken });
     const grown = { cache: node.app.cache.size(), store: store.stats() };
+    expect(grown.store.users).toBe(10 + 2 + 1);
     expect(grown.cache).toBeGreaterThanOrEqual(10 * 4 * 2 + 10); // sid + jti per logout, a user mark per logout-all
     expect(grown.store.marks).toBe(grown.cache);
 
@@ -35,6 +40,6 @@ describe("bounded revocation state", () => {
     node.app.cache.purge(clock.now());
     store.sweep(clock.now());
     expect(node.app.cache.size()).toBe(0);
-    expect(store.stats()).toMatchObject({ marks: 0, sessions: 0, refresh: 0, users: 10 + 1 /* admin */ });
+    expect(store.stats()).toMatchObject({ marks: 0, sessions: 0, refresh: 0, users: 10 + 1 /* admin; the guests are gone */ });
   });
 });

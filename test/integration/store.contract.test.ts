@@ -485,6 +485,25 @@ function contract(h: Harness): void {
     expect(await store.ping()).toBe(true);
   });
 
+  it("a guest account expires with its last session; a registered one stays", async () => {
+    const now = Date.now();
+    const ttl = 600;
+    const guest = user({ guest: true, passwordHash: null, createdAt: now - 120_000 });
+    const member = user({ createdAt: now - 120_000 });
+    for (const u of [guest, member]) {
+      await store.createUser(u);
+      const x = session(u.id, { createdAt: now, expiresAt: now + ttl });
+      await store.createSession(x.session, x.refresh);
+      // a rotation slides the session (and the guest) along with the newest refresh token
+      await store.rotateRefresh(x.refresh.hash, nextRefresh(x.session.id, now + 10, ttl), now + 10);
+    }
+    await h.passTime(store, now + 10 + ttl);
+    await waitFor(async () => (await store.getUser(guest.id)) === null, { timeoutMs: 10_000, message: "guest gone" });
+    expect(await store.getUserByUsername(guest.username)).toBeNull();
+    expect(await store.getUser(member.id)).toMatchObject({ id: member.id });
+    expect(await store.getUserByUsername(member.username)).toMatchObject({ id: member.id });
+  });
+
   it("bounded state: 200 short sessions revoked shrink back to the users", async () => {
     const u = user();
     await store.createUser(u);
