@@ -59,7 +59,13 @@ export interface App {
   log: Logger;
   /** starts listening; resolves with the bound port */
   listen(): Promise<number>;
-  /** graceful stop: /readyz 503, sockets closed as a transport close, Redis closed cleanly */
+  /**
+   * first step of a graceful stop: /readyz 503, no new socket.io connections (refused at the
+   * engine, so clients keep retrying, elsewhere), live sockets closed as a transport close;
+   * HTTP is still answered (Connection: close) so balancers can see the 503
+   */
+  drain(): void;
+  /** graceful stop: drain, then stop listening and close Redis cleanly */
   close(): Promise<void>;
 }
 
@@ -175,7 +181,9 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   }
 
   // ---- HTTP ----
+  /** draining or closing: /readyz 503, no new socket.io connections, no keep-alive */
   let shuttingDown = false;
+  let closing = false;
   const app = express();
   app.disable("x-powered-by");
   // API answers are small and per-user: an ETag (a hash of every body) buys nothing.
@@ -241,6 +249,9 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     // An engine.io connection that never sends its socket.io CONNECT (where auth and the
     // handshake limit run) is dropped after this instead of socket.io's 45 s default.
     connectTimeout: 10_000,
+    // Draining: refused at the engine (not in io.use), so a client treats it as a transport
+    // failure and retries (through the balancer, to another node) instead of giving up.
+    allowRequest: (_req, callback) => callback(shuttingDown ? "node is shutting down" : null, !shuttingDown),
     cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins, credentials: false } : undefined,
     // connectionStateRecovery stays OFF: recovery would skip the handshake check (pitfall 3).
   });
@@ -285,8 +296,14 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
           resolve(typeof addr === "object" && addr ? addr.port : config.port);
         });
       }),
-    close: async () => {
+    drain: () => {
       if (shuttingDown) return;
+      shuttingDown = true;
+      gateway!.closeAllAsTransportClose();
+    },
+    close: async () => {
+      if (closing) return;
+      closing = true;
       shuttingDown = true;
       game.close();
       gateway!.close();

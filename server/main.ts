@@ -4,6 +4,8 @@ import { ConfigError, loadConfig, type Config } from "./config";
 import { createLogger } from "./logger";
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
+/** How long a stopping node keeps answering HTTP (/readyz 503) before it stops listening. */
+const DRAIN_MS = 1_000;
 
 async function main(): Promise<void> {
   let config: Config;
@@ -43,17 +45,22 @@ async function main(): Promise<void> {
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
-    app.close().then(
-      () => {
-        log.info("stopped");
-        log.flush?.();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    // Players move at once (transport close: their clients reconnect elsewhere); HTTP stays up a
+    // moment longer so a balancer polling /readyz sees 503 rather than a refused connection.
+    app.drain();
+    setTimeout(() => {
+      app.close().then(
+        () => {
+          log.info("stopped");
+          log.flush?.();
+          process.exit(0);
+        },
+        (err: unknown) => {
+          log.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    }, DRAIN_MS);
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

@@ -212,17 +212,16 @@ export class Revocations {
     try {
       storeSeq = await this.store.currentSeq();
     } catch (err) {
-      if (!this.storeUnreachable) {
-        this.storeUnreachable = true;
-        this.markLost(`store unreachable: ${(err as Error).message}`, sentAt);
-      }
+      this.storeUnreachable = true;
+      if (this.synced) this.markLost(`store unreachable: ${(err as Error).message}`, sentAt);
       return;
     } finally {
       this.probing = false;
     }
     if (this.storeUnreachable) {
       this.storeUnreachable = false;
-      this.requestResync("store reachable again");
+      // Back in sync already if the feed came back first and its resync ran.
+      if (!this.synced) this.requestResync("store reachable again");
       return;
     }
     if (!this.synced) return;
@@ -302,6 +301,7 @@ export class Revocations {
           this.startedOnce = true;
           this.unsyncedSince = null;
           this.seqAtLoss = null;
+          this.storeUnreachable = false; // it just answered a whole snapshot
           // Set during this resync by our own reset event coming back (its seq is low, the store
           // being new): no loss since means the store did not go back again. Left set, it made
           // the next resync, whatever its cause, revoke every token once more.

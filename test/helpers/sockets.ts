@@ -27,11 +27,19 @@ export function connect(url: string, token: unknown, extra: Record<string, unkno
   });
   revoked.catch(() => undefined);
   return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve({ socket, revoked, revocations, close: () => socket.disconnect() }));
-    socket.once("connect_error", (err: Error & { data?: unknown }) => {
+    // Each listener removes the other: a connect_error during a later reconnection must not
+    // reach this first-connection handler (it would stop the client's reconnecting).
+    const onConnect = () => {
+      socket.off("connect_error", onError);
+      resolve({ socket, revoked, revocations, close: () => socket.disconnect() });
+    };
+    const onError = (err: Error & { data?: unknown }) => {
+      socket.off("connect", onConnect);
       socket.disconnect();
       reject(err);
-    });
+    };
+    socket.once("connect", onConnect);
+    socket.once("connect_error", onError);
   });
 }
 
