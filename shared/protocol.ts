@@ -65,7 +65,20 @@ export const MAX_TOKEN_BYTES = 4096;
 export const MAX_JSON_BODY_BYTES = 16 * 1024;
 
 // ---- HTTP bodies ----
-const device = z.string().trim().min(1).max(64).optional();
+/**
+ * Control, zero-width and bidirectional-override characters: invisible, or they reorder what
+ * others see (a chat line or device name that reads differently from what it is). Stripped from
+ * free text shown to other people.
+ */
+const INVISIBLE = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+/** Free text shown to others: invisible characters stripped, then trimmed and bounded. */
+const shownText = (max: number, min = 1) =>
+  z
+    .string()
+    .max(max * 4) // bound the work before stripping
+    .transform((s) => s.replace(INVISIBLE, "").trim())
+    .pipe(z.string().min(min).max(max));
+const device = shownText(64).optional();
 export const CredentialsBody = z.object({
   username: z.string().regex(USERNAME_RE),
   password: z.string().min(8).max(128),
@@ -84,10 +97,10 @@ export const PasswordChangeBody = z.object({
   oldPassword: z.string().min(1).max(128),
   newPassword: z.string().min(8).max(128),
 });
-export const AdminReasonBody = z.object({ reason: z.string().max(200).optional() }).default({});
+export const AdminReasonBody = z.object({ reason: shownText(200, 0).optional() }).default({});
 export const BanBody = z
   .object({
-    reason: z.string().max(200).optional(),
+    reason: shownText(200, 0).optional(),
     until: z.iso.datetime({ offset: true }).optional(),
   })
   .default({});
@@ -108,7 +121,7 @@ export const CHAT_MAX = 200;
 export const RoomJoinPayload = z.object({ roomId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/) });
 export const RoomLeavePayload = z.object({}).loose().optional();
 export const MovePayload = z.object({ x: z.number().finite(), y: z.number().finite() });
-export const ChatSendPayload = z.object({ text: z.string().trim().min(1).max(CHAT_MAX) });
+export const ChatSendPayload = z.object({ text: shownText(CHAT_MAX) });
 
 export interface PlayerView {
   /** one player per socket (a user may play from two tabs): key players by this */

@@ -48,7 +48,8 @@ describe("the arena game on one node", () => {
     expect(state.players).toHaveLength(2);
 
     const chat = nextEvent(a.s.socket, "chat:message");
-    expect(await emitAck(b.s.socket, "chat:send", { text: "  hello arena  " })).toEqual({ ok: true });
+    // Invisible and direction-override characters are stripped: others read what was typed.
+    expect(await emitAck(b.s.socket, "chat:send", { text: "  hello\u202E arena\u200B  " })).toEqual({ ok: true });
     expect(await chat).toMatchObject({ userId: b.pair.user.id, text: "hello arena" });
   });
 
@@ -62,7 +63,7 @@ describe("the arena game on one node", () => {
     for (const bad of [{ x: "1", y: 2 }, { x: Infinity, y: 0 }, null]) {
       expect((await emitAck(a.s.socket, "move", bad)).error.code).toBe("VALIDATION_FAILED");
     }
-    for (const bad of [{ text: "" }, { text: "   " }, { text: "x".repeat(201) }, { text: 5 }]) {
+    for (const bad of [{ text: "" }, { text: "   " }, { text: "\u202E\u200B" }, { text: "x".repeat(201) }, { text: 5 }]) {
       expect((await emitAck(a.s.socket, "chat:send", bad)).error.code).toBe("VALIDATION_FAILED");
     }
     const replies = [];
