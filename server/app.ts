@@ -195,7 +195,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     if (shuttingDown) res.setHeader("Connection", "close");
     const started = process.hrtime.bigint();
     res.on("finish", () => {
-      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : ((res.locals.metricsRoute as string | undefined) ?? "unmatched");
       metrics.httpRequests.inc({ method: req.method, route, status: res.statusCode });
       metrics.httpDuration.observe({ method: req.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
       // Path only: a query string could carry a token someone tried to send there.

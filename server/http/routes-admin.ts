@@ -21,6 +21,11 @@ export interface AdminRoutesDeps {
 
 export function adminRoutes(d: AdminRoutesDeps): Router {
   const r = Router();
+  // A request refused here never reaches a route: label it for /metrics rather than "unmatched".
+  r.use((_req, res, next) => {
+    res.locals.metricsRoute = "/admin/*";
+    next();
+  });
   r.use(...requireAdmin(d.check, d.store));
 
   const audit = async (req: Request, action: string, target?: string, detail?: Record<string, unknown>) => {

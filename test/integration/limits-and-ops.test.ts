@@ -112,6 +112,10 @@ describe("ops", () => {
     expect(m.body).toMatch(/gatehouse_revocations_total\{[^}]*reason="logout"/);
     expect(m.body).toMatch(/gatehouse_connected_sockets\{[^}]*\} 0/);
     expect(m.body).toMatch(/gatehouse_http_requests_total\{[^}]*route="\/auth\/register"[^}]*status="201"/);
+    // An admin route refused before it matched is still labelled as admin traffic.
+    expect((await call(n.url, "GET", "/admin/players", { token: user.accessToken })).status).toBe(401);
+    const m2 = await call<string>(n.url, "GET", "/metrics");
+    expect(m2.body).toMatch(/gatehouse_http_requests_total\{[^}]*route="\/admin\/\*"[^}]*status="401"/);
   });
 
   it("pages are served with a CSP that allows no inline or foreign script and no framing", async () => {
