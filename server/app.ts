@@ -131,8 +131,6 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     onStoreReset: async () => ensureAdmin?.(),
   });
   const check = withReadThrough(createTokenCheck({ tokens, cache, clock, revocationAvailable: () => revocations.available() }), {
-    cache,
-    clock,
     inSync: () => revocations.inSync,
     readMarksFor: (claims) => revocations.readMarksFor(claims),
   });

@@ -41,8 +41,6 @@ export function createTokenCheck(deps: TokenCheckDeps): TokenCheck {
 export type LiveTokenCheck = (token: unknown) => Promise<CheckResult>;
 
 export interface ReadThroughDeps {
-  cache: RevocationCache;
-  clock: Clock;
   /** false while the feed may have missed revocations */
   inSync(): boolean;
   /** reads the marks that could cover these claims from the store into the cache (never throws) */
@@ -62,7 +60,6 @@ export function withReadThrough(check: TokenCheck, deps: ReadThroughDeps): LiveT
     const result = check(token);
     if (!result.ok || deps.inSync()) return result;
     await deps.readMarksFor(result.claims);
-    const covered = deps.cache.coverage(result.claims, deps.clock.now());
-    return covered ? { ok: false, code: covered.code } : result;
+    return check(token); // decide again, on the cache with the token's own marks in it
   };
 }

@@ -92,8 +92,6 @@ describe("the token check", () => {
     // The store knows a logout of s1 that this node's feed missed.
     const storeMarks = { jtis: [], sessions: [{ sessionId: "s1", expiresAt: clock.t + 60_000, reason: "logout" }], users: [], bans: [], global: null };
     const live = withReadThrough(check, {
-      cache,
-      clock,
       inSync: () => inSync,
       readMarksFor: async (c) => {
         reads.push(c.sid);

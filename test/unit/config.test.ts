@@ -31,7 +31,7 @@ describe("config", () => {
   it.each([
     [{ PORT: "abc" }, "PORT"],
     [{ PORT: "70000" }, "PORT"],
-    [{ REDIS_URL: "localhost:6379" }, "REDIS_URL"],
+    [{ REDIS_URL: "localhost:1" }, "REDIS_URL"],
     [{ REDIS_URL: "redis://127.0.0.1:1" }, "JWT_SECRET"],
     [{ JWT_SECRET: "short" }, "JWT_SECRET"],
     [{ ACCESS_TOKEN_TTL: "forever" }, "ACCESS_TOKEN_TTL"],
