@@ -47,3 +47,14 @@ export async function consume(limiter: RateLimiterAbstract | null, key: string):
     throw new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE);
   }
 }
+
+/**
+ * A password check under a failure budget: the point is spent before `attempt` runs, so a
+ * concurrent burst cannot all pass, and cleared when it succeeds, so only failures accumulate.
+ */
+export async function withFailureBudget<T>(limiter: RateLimiterAbstract | null, key: string, attempt: () => Promise<T>): Promise<T> {
+  await consume(limiter, key);
+  const result = await attempt();
+  await limiter?.delete(key).catch(() => undefined);
+  return result;
+}

@@ -7,7 +7,7 @@ import type { LiveTokenCheck } from "../auth/check";
 import { sessionIdOfRefreshToken } from "../auth/tokens";
 import type { Revocations } from "../revocation/revocations";
 import { claimsOf, requireAuth } from "./auth-middleware";
-import { consume, type RateLimits } from "./rate-limits";
+import { consume, withFailureBudget, type RateLimits } from "./rate-limits";
 import { parse } from "./validate";
 
 export interface AuthRoutesDeps {
@@ -33,13 +33,11 @@ export function authRoutes(d: AuthRoutesDeps): Router {
   r.post("/login", async (req, res) => {
     await consume(d.limits.loginIp, ip(req));
     const body = parse(CredentialsBody, req.body);
-    // Spent before the password is checked, so a concurrent burst cannot all pass; a success
-    // clears the count, so only failures accumulate and a player is not locked out by their own logins.
-    const userKey = body.username.toLowerCase();
-    await consume(d.limits.loginUser, userKey);
-    const user = await d.accounts.verifyCredentials(body.username, body.password);
-    if (!user) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
-    await d.limits.loginUser?.delete(userKey).catch(() => undefined);
+    const user = await withFailureBudget(d.limits.loginUser, body.username.toLowerCase(), async () => {
+      const found = await d.accounts.verifyCredentials(body.username, body.password);
+      if (!found) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
+      return found;
+    });
     res.json(await d.accounts.login(user, body.device ?? DEFAULT_DEVICE));
   });
 
@@ -74,11 +72,7 @@ export function authRoutes(d: AuthRoutesDeps): Router {
     const body = parse(PasswordChangeBody, req.body);
     // The old password is a secret a stolen access token must not be able to guess at leisure
     // (nor burn scrypt CPU with): the failed-login budget, per user.
-    const key = `password:${c.sub}`;
-    await consume(d.limits.loginUser, key);
-    const pair = await d.accounts.changePassword(c.sub, c.sid, body.oldPassword, body.newPassword);
-    await d.limits.loginUser?.delete(key).catch(() => undefined);
-    res.json(pair);
+    res.json(await withFailureBudget(d.limits.loginUser, `password:${c.sub}`, () => d.accounts.changePassword(c.sub, c.sid, body.oldPassword, body.newPassword)));
   });
 
   return r;
