@@ -14,9 +14,9 @@ import { ErrorCode, GatehouseError } from "../shared/errors";
 import { MAX_JSON_BODY_BYTES } from "../shared/protocol";
 import { Accounts } from "./auth/accounts";
 import { createTokenCheck, withReadThrough, type LiveTokenCheck } from "./auth/check";
-import { hashPassword, verifyPassword } from "./auth/passwords";
+import { hashPassword } from "./auth/passwords";
 import { UserDirectory } from "./auth/user-directory";
-import { CLOCK_TOLERANCE_SEC, TokenService, newId } from "./auth/tokens";
+import { CLOCK_TOLERANCE_SEC, TokenService } from "./auth/tokens";
 import { systemClock, type Clock } from "./clock";
 import type { Config } from "./config";
 import { answerMalformedRequests, errorHandler } from "./http/errors";
@@ -142,38 +142,12 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   let ensureAdmin: (() => Promise<void>) | undefined;
   if (config.adminUsername && config.adminPassword) {
     const username = config.adminUsername;
-    const passwordHash = await hashPassword(config.adminPassword);
+    const password = config.adminPassword;
+    const passwordHash = await hashPassword(password);
     ensureAdmin = async () => {
-      const existing = await store.getUserByUsername(username);
-      // Every node runs this at every start with its own salt: only a real password change acts.
-      if (existing?.role === "admin" && existing.passwordHash && (await verifyPassword(config.adminPassword!, existing.passwordHash))) {
-        log.info({ username: existing.username }, "admin account ready");
-        return;
-      }
-      const admin = await store
-        .upsertAdmin({
-          id: newId(),
-          username,
-          role: "admin",
-          passwordHash,
-          guest: false,
-          createdAt: clock.now(),
-          version: 0,
-          tokenValidAfter: 0,
-          ban: null,
-        })
-        .catch((err: unknown) => {
-          if (!(err instanceof GatehouseError && err.code === ErrorCode.USERNAME_TAKEN)) throw err;
-          throw new Error(`ADMIN_USERNAME "${username}" belongs to a player account; choose another name`);
-        });
-      if (existing) {
-        // A new ADMIN_PASSWORD is a password change: the tokens issued under the old one die with it.
-        await revocations.revoke({ kind: "user", userId: admin.id, reason: "password_changed" });
-        await store.appendAudit({ id: newId(), at: new Date(clock.now()).toISOString(), actorId: admin.id, actorName: "(node start)", action: "admin_password_reset", target: admin.id, detail: { username: admin.username } });
-        log.warn({ username: admin.username }, "admin password reset from ADMIN_PASSWORD; its earlier sessions were revoked");
-      } else {
-        log.info({ username: admin.username }, "admin account created");
-      }
+      const outcome = await accounts.ensureAdmin(username, password, passwordHash);
+      if (outcome === "reset") log.warn({ username }, "admin password reset from ADMIN_PASSWORD; its earlier sessions were revoked");
+      else log.info({ username }, outcome === "created" ? "admin account created" : "admin account ready");
     };
     await ensureAdmin();
   }

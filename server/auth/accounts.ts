@@ -102,6 +102,26 @@ export class Accounts {
     return this.startSession(fresh, device);
   }
 
+  /**
+   * The admin account from ADMIN_USERNAME / ADMIN_PASSWORD. Every node runs this at every start
+   * (each with its own salt, hence `passwordHash` made once by the caller): only a real password
+   * change acts, and it is a password change like any other, so every earlier admin token dies
+   * (audited). A player who holds the name is never promoted.
+   */
+  async ensureAdmin(username: string, password: string, passwordHash: string): Promise<"ready" | "created" | "reset"> {
+    const existing = await this.d.store.getUserByUsername(username);
+    if (existing?.role === "admin" && existing.passwordHash && (await verifyPassword(password, existing.passwordHash))) return "ready";
+    const admin = await this.d.store.upsertAdmin({ ...this.newUser(username, passwordHash, false), role: "admin" }).catch((err: unknown) => {
+      if (!(err instanceof GatehouseError && err.code === ErrorCode.USERNAME_TAKEN)) throw err;
+      throw new Error(`ADMIN_USERNAME "${username}" belongs to a player account; choose another name`);
+    });
+    if (!existing) return "created";
+    await this.d.revocations.revoke({ kind: "user", userId: admin.id, reason: "password_changed" });
+    const at = new Date(this.d.clock.now()).toISOString();
+    await this.d.store.appendAudit({ id: newId(), at, actorId: admin.id, actorName: "(node start)", action: "admin_password_reset", target: admin.id, detail: { username: admin.username } });
+    return "reset";
+  }
+
   private newUser(username: string, passwordHash: string | null, guest: boolean): UserRecord {
     return {
       id: newId(),
