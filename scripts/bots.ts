@@ -7,7 +7,7 @@
  * kept on stderr; Ctrl-C stops every bot cleanly. `runBots()` is the reusable
  * core (the benchmark harness calls it).
  */
-import { parseArgs } from "node:util";
+import { exitOnHelp, parseCli } from "./lib/cli";
 import { ARENA, Events } from "../shared/protocol";
 import { GatehouseClient, GatehouseClientError } from "../client/sdk";
 
@@ -204,27 +204,18 @@ Many bots from one address trip the per-IP limits: start the server with
 (or npm run cluster -- --nodes 3 --no-limits).`;
 
 async function cli(): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        url: { type: "string", default: "http://127.0.0.1:3000" },
-        count: { type: "string", default: "20" },
-        rooms: { type: "string", default: "5" },
-        duration: { type: "string", default: "0" },
-        moves: { type: "string", default: "5" },
-        chat: { type: "string", default: "15" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    process.exit(1);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
+  exitOnHelp(USAGE);
+  const values = parseCli(
+    {
+      url: { type: "string", default: "http://127.0.0.1:3000" },
+      count: { type: "string", default: "20" },
+      rooms: { type: "string", default: "5" },
+      duration: { type: "string", default: "0" },
+      moves: { type: "string", default: "5" },
+      chat: { type: "string", default: "15" },
+    },
+    USAGE,
+  );
   const num = (name: string, v: string, min: number) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < min) {

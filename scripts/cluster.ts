@@ -3,7 +3,7 @@
  * on a free port plus N nodes on consecutive ports sharing one generated
  * JWT_SECRET. Prints the URLs and the admin credentials; Ctrl-C stops all.
  */
-import { parseArgs } from "node:util";
+import { exitOnHelp, parseCli } from "./lib/cli";
 import { startLocalCluster } from "./lib/local-cluster";
 
 const USAGE = `npm run cluster -- [options]
@@ -12,25 +12,16 @@ const USAGE = `npm run cluster -- [options]
   --no-limits   switch the per-IP and per-user rate limits off (for npm run bots)
   --verbose     echo every node's log lines`;
 
-let values;
-try {
-  ({ values } = parseArgs({
-    options: {
-      nodes: { type: "string", default: "3" },
-      port: { type: "string", default: "3000" },
-      verbose: { type: "boolean", default: false },
-      "no-limits": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  }));
-} catch (err) {
-  console.error(`${(err as Error).message}\n\n${USAGE}`);
-  process.exit(1);
-}
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+exitOnHelp(USAGE);
+const values = parseCli(
+  {
+    nodes: { type: "string", default: "3" },
+    port: { type: "string", default: "3000" },
+    verbose: { type: "boolean", default: false },
+    "no-limits": { type: "boolean", default: false },
+  },
+  USAGE,
+);
 const count = Number(values.nodes);
 const basePort = Number(values.port);
 if (!Number.isInteger(count) || count < 1 || count > 32) {
