@@ -136,7 +136,14 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   });
   const limits = createRateLimits(config, redis);
   const users = new UserDirectory(store);
-  const accounts = new Accounts({ store, tokens, cache, revocations, clock, refreshTtlMs: config.refreshTokenTtlMs });
+  const accounts = new Accounts({
+    store,
+    tokens,
+    revocations,
+    clock,
+    refreshTtlMs: config.refreshTokenTtlMs,
+    refreshReuseGraceMs: config.refreshReuseGraceMs,
+  });
 
   // Created at start and again if the store loses its data (a Redis without persistence restarted).
   let ensureAdmin: (() => Promise<void>) | undefined;

@@ -33,6 +33,8 @@ export interface Config {
   accessTokenTtlMs: number;
   /** refresh token lifetime, ms (default 30d) */
   refreshTokenTtlMs: number;
+  /** a rotated refresh token presented again within this (ms) gets the same live successor; 0 = off (default 10s) */
+  refreshReuseGraceMs: number;
   /** if both set, the admin account is created or its password reset at start */
   adminUsername: string | undefined;
   adminPassword: string | undefined;
@@ -106,6 +108,7 @@ const EnvSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).default("gatehouse-game"),
   ACCESS_TOKEN_TTL: duration("ACCESS_TOKEN_TTL", "15m", 1000),
   REFRESH_TOKEN_TTL: duration("REFRESH_TOKEN_TTL", "30d", 1000),
+  REFRESH_REUSE_GRACE: duration("REFRESH_REUSE_GRACE", "10s", 0),
   ADMIN_USERNAME: z.string().regex(/^[A-Za-z0-9_-]{3,32}$/, "must be 3-32 of [A-Za-z0-9_-]").optional(),
   ADMIN_PASSWORD: z.string().min(8, "must be at least 8 characters").max(128).optional(),
   REVOCATION_MAX_STALENESS: duration("REVOCATION_MAX_STALENESS", "5s", 0),
@@ -151,6 +154,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     jwtAudience: e.JWT_AUDIENCE,
     accessTokenTtlMs: e.ACCESS_TOKEN_TTL,
     refreshTokenTtlMs: e.REFRESH_TOKEN_TTL,
+    refreshReuseGraceMs: e.REFRESH_REUSE_GRACE,
     adminUsername: e.ADMIN_USERNAME,
     adminPassword: e.ADMIN_PASSWORD,
     revocationMaxStalenessMs: e.REVOCATION_MAX_STALENESS,

@@ -6,19 +6,20 @@ import type { TokenPair, PublicUser } from "../../shared/claims";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { GUEST_PREFIX } from "../../shared/protocol";
 import type { Clock } from "../clock";
-import type { RevocationCache } from "../revocation/cache";
 import type { Revocations } from "../revocation/revocations";
-import type { Store, UserRecord } from "../store/store";
+import type { SessionRecord, Store, TokenBasis, UserRecord } from "../store/store";
 import { dummyPasswordHash, hashPassword, verifyPassword } from "./passwords";
-import { hashRefreshToken, newId, newRefreshToken, type TokenService } from "./tokens";
+import { openSuccessor, sealSuccessor } from "./refresh-seal";
+import { hashRefreshToken, newId, newRefreshToken, sessionIdOfRefreshToken, type TokenService } from "./tokens";
 
 export interface AccountsDeps {
   store: Store;
   tokens: TokenService;
-  cache: RevocationCache;
   revocations: Revocations;
   clock: Clock;
   refreshTtlMs: number;
+  /** REFRESH_REUSE_GRACE in ms; 0 = off */
+  refreshReuseGraceMs: number;
 }
 
 export function publicUser(u: UserRecord): PublicUser {
@@ -35,7 +36,7 @@ export class Accounts {
   async register(username: string, password: string, device: string): Promise<TokenPair> {
     const user = this.newUser(username, await hashPassword(password), false);
     await this.d.store.createUser(user);
-    return this.startSession(user, device);
+    return this.startSessionOrFail(user, device);
   }
 
   async guest(device: string): Promise<TokenPair> {
@@ -44,7 +45,7 @@ export class Accounts {
       const user = this.newUser(`${GUEST_PREFIX}${newId().slice(0, 8).replace(/[^A-Za-z0-9]/g, "x")}`, null, true);
       try {
         await this.d.store.createUser(user);
-        return await this.startSession(user, device);
+        return await this.startSessionOrFail(user, device);
       } catch (err) {
         if (!(err instanceof GatehouseError && err.code === ErrorCode.USERNAME_TAKEN) || attempt >= 3) throw err;
       }
@@ -59,67 +60,118 @@ export class Accounts {
     return user && user.passwordHash && ok ? user : null;
   }
 
+  /**
+   * A session for a user whose password was just verified. The store creates it only if the
+   * user's version is still the one read with that password: a password change, logout-all,
+   * kick or ban that landed meanwhile wins, and this login gets no session at all (contract 5).
+   */
   async login(user: UserRecord, device: string): Promise<TokenPair> {
     if (isBanned(user, this.d.clock.now())) throw new GatehouseError(ErrorCode.USER_BANNED);
-    return this.startSession(user, device);
+    return this.startSessionOrFail(user, device);
   }
 
-  /** Rotation: the old refresh token dies; presenting it again revokes the whole session. */
+  /**
+   * Rotation: the old refresh token dies; presenting it again revokes the whole session, except
+   * a retry within REFRESH_REUSE_GRACE, which gets the same live successor again. The store reads
+   * version, cutoffs and ban in the same atomic step, and the access token is signed with those.
+   */
   async refresh(refreshToken: string): Promise<TokenPair> {
+    const sessionId = sessionIdOfRefreshToken(refreshToken);
+    if (!sessionId) throw new GatehouseError(ErrorCode.REFRESH_INVALID);
     const now = this.d.clock.now();
-    const oldHash = hashRefreshToken(refreshToken);
-    // The session id prefix is authentic only if the hash matches; the store checks that.
-    const next = newRefreshToken(refreshToken.slice(0, refreshToken.indexOf(".")));
-    const result = await this.d.store.rotateRefresh(oldHash, { hash: next.hash, createdAt: now, expiresAt: now + this.d.refreshTtlMs }, now);
-    if (result.status === "reused") {
-      await this.d.revocations.revoke({ kind: "session", userId: result.userId, sessionId: result.sessionId, reason: "refresh_reused" });
-      throw new GatehouseError(ErrorCode.REFRESH_REUSED);
-    }
-    if (result.status === "invalid") {
-      if (result.userId) {
-        const owner = await this.d.store.getUser(result.userId);
-        if (owner && isBanned(owner, now)) throw new GatehouseError(ErrorCode.USER_BANNED);
+    const next = newRefreshToken(sessionId);
+    const result = await this.d.store.rotateRefresh(sessionId, {
+      presentedHash: hashRefreshToken(refreshToken),
+      nextHash: next.hash,
+      nextSealed: sealSuccessor(next.token, refreshToken),
+      now,
+      expiresAt: now + this.d.refreshTtlMs,
+      graceMs: this.d.refreshReuseGraceMs,
+    });
+    switch (result.status) {
+      case "ok":
+        return this.pair(result.session, result.basis, next.token);
+      case "grace": {
+        const again = openSuccessor(result.nextSealed, refreshToken);
+        if (again === null) throw new GatehouseError(ErrorCode.REFRESH_INVALID);
+        return this.pair(result.session, result.basis, again);
       }
-      throw new GatehouseError(ErrorCode.REFRESH_INVALID);
+      case "reused":
+        await this.d.revocations.revoke({ kind: "session", userId: result.userId, sessionId: result.sessionId, reason: "refresh_reused" });
+        throw new GatehouseError(ErrorCode.REFRESH_REUSED);
+      case "banned":
+        throw new GatehouseError(ErrorCode.USER_BANNED);
+      case "invalid":
+        throw new GatehouseError(ErrorCode.REFRESH_INVALID);
     }
-    const user = await this.d.store.getUser(result.session.userId);
-    if (!user) throw new GatehouseError(ErrorCode.REFRESH_INVALID);
-    if (isBanned(user, now)) throw new GatehouseError(ErrorCode.USER_BANNED);
-    return this.pair(user, result.session.id, next.token);
   }
 
-  /** Every other token of the user dies (reason password_changed); the caller gets a fresh session. */
+  /**
+   * Every other token of the user dies (reason password_changed); the caller gets a fresh session.
+   * The new hash is written by the revocation itself, and only over the hash verified here: a
+   * login racing this change either read the new hash or finds its version moved.
+   */
   async changePassword(userId: string, sessionId: string, oldPassword: string, newPassword: string): Promise<TokenPair> {
     const user = await this.d.store.getUser(userId);
     const ok = user?.passwordHash ? await verifyPassword(oldPassword, user.passwordHash) : false;
-    if (!user || !ok) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
+    if (!user?.passwordHash || !ok) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
     const device = (await this.d.store.getSession(sessionId))?.device ?? "unknown";
-    await this.d.store.setPasswordHash(userId, await hashPassword(newPassword));
-    await this.d.revocations.revoke({ kind: "user", userId, reason: "password_changed" });
-    // Re-read: the revocation bumped version and token_valid_after.
-    const fresh = await this.d.store.getUser(userId);
-    if (!fresh) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
-    return this.startSession(fresh, device);
+    const event = await this.d.revocations.revoke({
+      kind: "user",
+      userId,
+      reason: "password_changed",
+      passwordHash: await hashPassword(newPassword),
+      ifPasswordHash: user.passwordHash,
+    });
+    return this.startSessionOrFail({ ...user, version: event.version ?? 0 }, device);
   }
 
   /**
    * The admin account from ADMIN_USERNAME / ADMIN_PASSWORD. Every node runs this at every start
    * (each with its own salt, hence `passwordHash` made once by the caller): only a real password
    * change acts, and it is a password change like any other, so every earlier admin token dies
-   * (audited). A player who holds the name is never promoted.
+   * (audited); it also lifts a ban on the admin account. A player who holds the name is never promoted.
    */
   async ensureAdmin(username: string, password: string, passwordHash: string): Promise<"ready" | "created" | "reset"> {
-    const existing = await this.d.store.getUserByUsername(username);
-    if (existing?.role === "admin" && existing.passwordHash && (await verifyPassword(password, existing.passwordHash))) return "ready";
-    const admin = await this.d.store.upsertAdmin({ ...this.newUser(username, passwordHash, false), role: "admin" }).catch((err: unknown) => {
-      if (!(err instanceof GatehouseError && err.code === ErrorCode.USERNAME_TAKEN)) throw err;
-      throw new Error(`ADMIN_USERNAME "${username}" belongs to a player account; choose another name`);
-    });
-    if (!existing) return "created";
-    await this.d.revocations.revoke({ kind: "user", userId: admin.id, reason: "password_changed" });
-    const at = new Date(this.d.clock.now()).toISOString();
-    await this.d.store.appendAudit({ id: newId(), at, actorId: admin.id, actorName: "(node start)", action: "admin_password_reset", target: admin.id, detail: { username: admin.username } });
-    return "reset";
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.d.store.getUserByUsername(username);
+      if (existing && existing.role !== "admin") throw adminNameTaken(username);
+      if (!existing) {
+        await this.d.store.upsertAdmin({ ...this.newUser(username, passwordHash, false), role: "admin" }).catch((err: unknown) => {
+          throw err instanceof GatehouseError && err.code === ErrorCode.USERNAME_TAKEN ? adminNameTaken(username) : err;
+        });
+        return "created";
+      }
+      const passwordOk = existing.passwordHash !== null && (await verifyPassword(password, existing.passwordHash));
+      if (passwordOk && existing.ban === null) return "ready";
+      try {
+        if (!passwordOk) {
+          await this.d.revocations.revoke({
+            kind: "user",
+            userId: existing.id,
+            reason: "password_changed",
+            passwordHash,
+            ...(existing.passwordHash !== null ? { ifPasswordHash: existing.passwordHash } : {}),
+          });
+        }
+      } catch (err) {
+        // Another node reset it at the same moment: look again (its hash now verifies).
+        if (err instanceof GatehouseError && err.code === ErrorCode.CREDENTIALS_INVALID && attempt < 3) continue;
+        throw err;
+      }
+      if (existing.ban !== null) await this.d.revocations.revoke({ kind: "unban", userId: existing.id, reason: "unbanned" });
+      const at = new Date(this.d.clock.now()).toISOString();
+      await this.d.store.appendAudit({
+        id: newId(),
+        at,
+        actorId: existing.id,
+        actorName: "(node start)",
+        action: "admin_password_reset",
+        target: existing.id,
+        detail: { username: existing.username, passwordChanged: !passwordOk, unbanned: existing.ban !== null },
+      });
+      return "reset";
+    }
   }
 
   private newUser(username: string, passwordHash: string | null, guest: boolean): UserRecord {
@@ -136,28 +188,43 @@ export class Accounts {
     };
   }
 
-  private async startSession(user: UserRecord, device: string): Promise<TokenPair> {
+  /** A new session, if the user's version is still `user.version`; else why not, as an error. */
+  private async startSessionOrFail(user: UserRecord, device: string): Promise<TokenPair> {
     const now = this.d.clock.now();
     const sessionId = newId();
     const refresh = newRefreshToken(sessionId);
-    const expiresAt = now + this.d.refreshTtlMs;
-    await this.d.store.createSession(
-      { id: sessionId, userId: user.id, device, createdAt: now, lastSeenAt: now, expiresAt },
-      { hash: refresh.hash, sessionId, userId: user.id, createdAt: now, expiresAt },
+    const created = await this.d.store.createSession(
+      { id: sessionId, userId: user.id, device, refreshHash: refresh.hash, now, expiresAt: now + this.d.refreshTtlMs },
+      user.version,
     );
-    return this.pair(user, sessionId, refresh.token);
+    if (created.status === "ok") return this.pair(created.session, created.basis, refresh.token);
+    // A revocation of this user landed between the password check and now.
+    const fresh = await this.d.store.getUser(user.id);
+    if (!fresh || fresh.passwordHash !== user.passwordHash) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
+    if (isBanned(fresh, this.d.clock.now())) throw new GatehouseError(ErrorCode.USER_BANNED);
+    throw new GatehouseError(ErrorCode.SESSION_REVOKED);
   }
 
-  private pair(user: UserRecord, sessionId: string, refreshToken: string): TokenPair {
-    const now = this.d.clock.now();
+  /** Signed with what the store read atomically with the session step (see TokenBasis). */
+  private pair(session: SessionRecord, basis: TokenBasis, refreshToken: string): TokenPair {
     const { token } = this.d.tokens.issue({
-      userId: user.id,
-      sessionId,
-      role: user.role,
-      version: user.version,
-      // Never below a token_valid_after that applies, or the new token would be born dead.
-      notBeforeIat: Math.max(user.tokenValidAfter, this.d.cache.globalValidAfter(now)),
+      userId: session.userId,
+      sessionId: session.id,
+      role: basis.role,
+      version: basis.version,
+      notBeforeIat: basis.notBeforeIat,
+      issuedAt: basis.at,
     });
-    return { accessToken: token, refreshToken, expiresIn: this.d.tokens.accessTtlSec, sessionId, user: publicUser(user) };
+    return {
+      accessToken: token,
+      refreshToken,
+      expiresIn: this.d.tokens.accessTtlSec,
+      sessionId: session.id,
+      user: { id: session.userId, username: basis.username, role: basis.role },
+    };
   }
+}
+
+function adminNameTaken(username: string): Error {
+  return new Error(`ADMIN_USERNAME "${username}" belongs to a player account; choose another name`);
 }

@@ -38,6 +38,11 @@ export interface IssueInput {
   version: number;
   /** seconds; tokens must not be issued below any token_valid_after that applies (see issue()) */
   notBeforeIat: number;
+  /**
+   * epoch ms the token counts from: the store's time of the read that `version` and
+   * `notBeforeIat` come from (so a revocation after that read covers the token). Default: now.
+   */
+  issuedAt?: number;
 }
 
 export class TokenService {
@@ -63,7 +68,7 @@ export class TokenService {
    * (at most 1 s in the future) so it is not caught by its own revocation.
    */
   issue(input: IssueInput): { token: string; claims: AccessClaims } {
-    const nowSec = Math.floor(this.clock.now() / 1000);
+    const nowSec = Math.floor((input.issuedAt ?? this.clock.now()) / 1000);
     const iat = Math.max(nowSec, input.notBeforeIat);
     const claims: AccessClaims = {
       sub: input.userId,

@@ -48,6 +48,23 @@ export async function consume(limiter: RateLimiterAbstract | null, key: string):
   }
 }
 
+/** Refuses (429) when the budget for `key` is spent, without spending anything. */
+export async function requireBudget(limiter: RateLimiterAbstract | null, key: string): Promise<void> {
+  if (!limiter) return;
+  let res: RateLimiterRes | null;
+  try {
+    res = await limiter.get(key);
+  } catch {
+    throw new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE);
+  }
+  if (res && res.consumedPoints >= limiter.points) throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
+}
+
+/** Spends one point after the fact (never refuses: the work is done; the next call is refused). */
+export async function spend(limiter: RateLimiterAbstract | null, key: string): Promise<void> {
+  await limiter?.penalty(key, 1).catch(() => undefined);
+}
+
 /**
  * A password check under a failure budget: the point is spent before `attempt` runs, so a
  * concurrent burst cannot all pass, and cleared when it succeeds, so only failures accumulate.

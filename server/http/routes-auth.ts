@@ -4,10 +4,10 @@ import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { CredentialsBody, GuestBody, PasswordChangeBody, RefreshBody, RegisterBody } from "../../shared/protocol";
 import type { Accounts } from "../auth/accounts";
 import type { LiveTokenCheck } from "../auth/check";
-import { sessionIdOfRefreshToken } from "../auth/tokens";
+import { CLOCK_TOLERANCE_SEC, sessionIdOfRefreshToken } from "../auth/tokens";
 import type { Revocations } from "../revocation/revocations";
 import { claimsOf, requireAuth } from "./auth-middleware";
-import { consume, withFailureBudget, type RateLimits } from "./rate-limits";
+import { consume, requireBudget, spend, withFailureBudget, type RateLimits } from "./rate-limits";
 import { parse } from "./validate";
 
 export interface AuthRoutesDeps {
@@ -51,14 +51,24 @@ export function authRoutes(d: AuthRoutesDeps): Router {
     const body = parse(RefreshBody, req.body);
     const sessionId = sessionIdOfRefreshToken(body.refreshToken);
     if (!sessionId) throw new GatehouseError(ErrorCode.REFRESH_INVALID);
-    await consume(d.limits.refreshSession, sessionId);
-    res.json(await d.accounts.refresh(body.refreshToken));
+    // A session id is no secret (it is in every access token): only tokens the store knows spend
+    // the session's budget, so nobody can exhaust another player's refreshes with made-up ones.
+    await requireBudget(d.limits.refreshSession, sessionId);
+    try {
+      res.json(await d.accounts.refresh(body.refreshToken));
+    } catch (err) {
+      if (!(err instanceof GatehouseError && err.code === ErrorCode.REFRESH_INVALID)) await spend(d.limits.refreshSession, sessionId);
+      throw err;
+    }
+    await spend(d.limits.refreshSession, sessionId);
   });
 
   r.post("/logout", auth, async (req, res) => {
     const c = claimsOf(req);
     // Blacklist this very token as well as its session: covers it even if the session mark were missed.
-    await d.revocations.revoke({ kind: "session", userId: c.sub, sessionId: c.sid, jti: c.jti, jtiExp: c.exp * 1000, reason: "logout" });
+    // The jti mark lives as long as any node may still accept the token: exp plus the clock tolerance.
+    const jtiExp = (c.exp + CLOCK_TOLERANCE_SEC) * 1000;
+    await d.revocations.revoke({ kind: "session", userId: c.sub, sessionId: c.sid, jti: c.jti, jtiExp, reason: "logout" });
     res.status(204).end();
   });
 

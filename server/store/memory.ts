@@ -11,33 +11,43 @@
  * Records are copied in and out, so callers can never mutate stored state
  * (and behave as with Redis, which hands out fresh objects).
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { AuditEntry } from "../../shared/protocol";
-import type {
-  FeedStatusListener,
-  FeedSubscription,
-  MarkSnapshot,
-  Marks,
-  NextRefresh,
-  RefreshRecord,
-  RevocationChange,
-  RevocationEvent,
-  RotateResult,
-  SessionRecord,
-  Store,
-  UserRecord,
+import {
+  REFRESH_TRAIL,
+  type CreateSessionResult,
+  type FeedStatusListener,
+  type FeedSubscription,
+  type MarkSnapshot,
+  type Marks,
+  type NewSession,
+  type RevocationChange,
+  type RevocationEvent,
+  type RotateResult,
+  type Rotation,
+  type SessionRecord,
+  type Store,
+  type TokenBasis,
+  type UserRecord,
 } from "./store";
 import { addTo, removeFrom } from "../util/multimap";
 
 const SWEEP_INTERVAL_MS = 5_000;
 const AUDIT_MAX = 10_000;
 
-type RefreshState = "live" | "rotated" | "revoked";
-interface StoredRefresh {
-  rec: RefreshRecord;
-  /** rotated: reuse is detected; revoked: its session was revoked (kept so `invalid` can name the user) */
-  state: RefreshState;
+interface StoredSession {
+  rec: SessionRecord;
+  /** revoked sessions stay as tombstones until their expiry, so `invalid` can name the user */
+  state: "live" | "revoked";
+  /** the global refresh generation at creation: a revoke-all moves it on */
+  gen: number;
+  /** SHA-256 of the live refresh token */
+  cur: string;
+  /** the token rotated last, when, and its successor sealed (REFRESH_REUSE_GRACE) */
+  prev: { hash: string; at: number; nextSealed: string } | null;
+  /** older rotated hashes, newest first, bounded (REFRESH_TRAIL - 1) */
+  trail: string[];
 }
 interface Mark {
   expiresAt: number;
@@ -65,18 +75,17 @@ export class MemoryStore implements Store {
   private readonly users = new Map<string, UserRecord>();
   /** lower-cased username -> user id */
   private readonly usernames = new Map<string, string>();
-  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly sessions = new Map<string, StoredSession>();
+  /** live sessions only */
   private readonly userSessions = new Map<string, Set<string>>();
-  private readonly sessionRefresh = new Map<string, Set<string>>();
-  private readonly refresh = new Map<string, StoredRefresh>();
 
   private readonly jtiMarks = new Map<string, Mark>();
   private readonly sessionMarks = new Map<string, Mark>();
   private readonly userMarks = new Map<string, UserMark>();
   private readonly banMarks = new Map<string, BanMark>();
   private globalMark: (Mark & { tokenValidAfter: number }) | null = null;
-  /** sessions created before this (ms) may not refresh; durable like the Redis key */
-  private refreshValidAfter = 0;
+  /** sessions created before the last revoke-all (a lower generation) may not refresh */
+  private refreshGeneration = 0;
 
   private seq = 0;
   /** the memory store never loses its data while the process lives */
@@ -113,11 +122,6 @@ export class MemoryStore implements Store {
     return id === undefined ? null : this.getUser(id);
   }
 
-  async setPasswordHash(userId: string, passwordHash: string): Promise<void> {
-    const u = this.users.get(userId);
-    if (u) u.passwordHash = passwordHash;
-  }
-
   async upsertAdmin(user: UserRecord): Promise<UserRecord> {
     this.observe(user.createdAt);
     const id = this.usernames.get(user.username.toLowerCase());
@@ -137,16 +141,19 @@ export class MemoryStore implements Store {
 
   // ---- sessions and refresh tokens ----
 
-  async createSession(session: SessionRecord, refresh: RefreshRecord): Promise<void> {
-    this.observe(session.createdAt);
-    this.sessions.set(session.id, clone(session));
-    addTo(this.userSessions, session.userId, session.id);
-    this.putRefresh(refresh, session.id);
+  async createSession(ns: NewSession, expectVersion: number): Promise<CreateSessionResult> {
+    this.observe(ns.now);
+    const user = this.users.get(ns.userId);
+    if (!user || user.version !== expectVersion) return { status: "stale" };
+    const rec: SessionRecord = { id: ns.id, userId: ns.userId, device: ns.device, createdAt: ns.now, lastSeenAt: ns.now, expiresAt: ns.expiresAt };
+    this.sessions.set(ns.id, { rec, state: "live", gen: this.refreshGeneration, cur: ns.refreshHash, prev: null, trail: [] });
+    addTo(this.userSessions, ns.userId, ns.id);
+    return { status: "ok", session: clone(rec), basis: this.basis(user, ns.now) };
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | null> {
     const s = this.liveSession(sessionId, this.time());
-    return s ? clone(s) : null;
+    return s ? clone(s.rec) : null;
   }
 
   async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
@@ -154,32 +161,37 @@ export class MemoryStore implements Store {
     const out: SessionRecord[] = [];
     for (const sid of this.userSessions.get(userId) ?? []) {
       const s = this.liveSession(sid, now);
-      if (s) out.push(clone(s));
+      if (s) out.push(clone(s.rec));
     }
     return out.sort(newestFirst);
   }
 
-  async rotateRefresh(oldHash: string, next: NextRefresh, now: number): Promise<RotateResult> {
+  async rotateRefresh(sessionId: string, r: Rotation): Promise<RotateResult> {
+    const now = r.now;
     this.observe(now);
-    const old = this.refresh.get(oldHash);
-    if (!old) return { status: "invalid" };
-    const { userId, sessionId } = old.rec;
-    if (old.rec.expiresAt <= now) {
-      this.dropRefresh(oldHash);
-      return { status: "invalid", userId };
+    const s = this.sessions.get(sessionId);
+    const h = r.presentedHash;
+    const isCur = s !== undefined && sameHash(h, s.cur);
+    const isPrev = s?.prev ? sameHash(h, s.prev.hash) : false;
+    // Only an authentic token learns anything about the session (its id alone is no secret).
+    if (!s || !(isCur || isPrev || s.trail.some((t) => sameHash(h, t)))) return { status: "invalid" };
+    const userId = s.rec.userId;
+    const user = this.users.get(userId);
+    if (user?.ban && (user.ban.until === null || user.ban.until > now)) return { status: "banned", userId };
+    if (!user || s.state === "revoked" || s.rec.expiresAt <= now || s.gen < this.refreshGeneration) return { status: "invalid", userId };
+    if (!isCur) {
+      if (isPrev && r.graceMs > 0 && now - s.prev!.at <= r.graceMs) {
+        return { status: "grace", session: clone(s.rec), basis: this.basis(user, now), nextSealed: s.prev!.nextSealed };
+      }
+      return { status: "reused", sessionId, userId };
     }
-    if (old.state === "revoked") return { status: "invalid", userId };
-    if (old.state === "rotated") return { status: "reused", sessionId, userId };
-    const session = this.liveSession(sessionId, now);
-    if (!session || session.createdAt < this.refreshValidAfter) return { status: "invalid", userId };
-
-    old.state = "rotated";
-    // The record's owner is authoritative: the caller only knows the token.
-    this.putRefresh({ ...next, sessionId, userId }, sessionId);
-    session.lastSeenAt = now;
+    if (s.prev) s.trail = [s.prev.hash, ...s.trail].slice(0, REFRESH_TRAIL - 1);
+    s.prev = { hash: s.cur, at: now, nextSealed: r.nextSealed };
+    s.cur = r.nextHash;
+    s.rec.lastSeenAt = now;
     // The chain slides: the session lives as long as its newest refresh token.
-    session.expiresAt = Math.max(session.expiresAt, next.expiresAt);
-    return { status: "ok", session: clone(session) };
+    s.rec.expiresAt = Math.max(s.rec.expiresAt, r.expiresAt);
+    return { status: "ok", session: clone(s.rec), basis: this.basis(user, now) };
   }
 
   // ---- revocation ----
@@ -206,10 +218,15 @@ export class MemoryStore implements Store {
       case "user": {
         const tokenValidAfter = nextSecond(now);
         const user = this.users.get(change.userId);
+        // Checked before anything changes: a concurrent password change won, nothing is applied.
+        if (change.ifPasswordHash !== undefined && user?.passwordHash !== change.ifPasswordHash) {
+          throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
+        }
         // An unknown user gets marks (harmless) but no half-made record.
         let version = 0;
         if (user) {
           version = ++user.version;
+          if (change.passwordHash !== undefined) user.passwordHash = change.passwordHash;
           user.tokenValidAfter = tokenValidAfter;
           if (change.ban) user.ban = { ...change.ban };
         }
@@ -235,7 +252,7 @@ export class MemoryStore implements Store {
         // The cutoff only moves forward: tokens issued after the last revoke-all carry its cutoff as iat.
         const tokenValidAfter = Math.max(nextSecond(now), (this.globalMark?.tokenValidAfter ?? 0) + 1);
         this.globalMark = { tokenValidAfter, expiresAt, reason: change.reason };
-        this.refreshValidAfter = Math.max(this.refreshValidAfter, now);
+        this.refreshGeneration++;
         event.tokenValidAfter = tokenValidAfter;
         break;
       }
@@ -334,7 +351,9 @@ export class MemoryStore implements Store {
   /** Counts of stored state, for tests that prove memory stays bounded. */
   stats(): { users: number; sessions: number; refresh: number; marks: number } {
     const marks = this.jtiMarks.size + this.sessionMarks.size + this.userMarks.size + this.banMarks.size + (this.globalMark ? 1 : 0);
-    return { users: this.users.size, sessions: this.sessions.size, refresh: this.refresh.size, marks };
+    let refresh = 0;
+    for (const s of this.sessions.values()) refresh += 1 + (s.prev ? 1 : 0) + s.trail.length;
+    return { users: this.users.size, sessions: this.sessions.size, refresh, marks };
   }
 
   /** Drops everything expired at `now` (default: store time). Runs on the timer; public for tests. */
@@ -342,8 +361,7 @@ export class MemoryStore implements Store {
     if (now !== undefined) this.observe(now);
     const t = now ?? this.time();
     this.purgeMarks(t);
-    for (const [hash, r] of this.refresh) if (r.rec.expiresAt <= t) this.dropRefresh(hash);
-    for (const [sid, s] of this.sessions) if (s.expiresAt <= t) this.dropSession(sid);
+    for (const [sid, s] of this.sessions) if (s.rec.expiresAt <= t) this.dropSession(sid);
     // A guest is reached only through its sessions: with the last one gone, so is the account
     // (a minute's grace covers one being created right now, before its first session).
     for (const [id, u] of this.users) {
@@ -369,44 +387,43 @@ export class MemoryStore implements Store {
     if (this.globalMark && this.globalMark.expiresAt <= now) this.globalMark = null;
   }
 
-  /** The session if present and unexpired at `now`; an expired one is dropped on the way. */
-  private liveSession(sessionId: string, now: number): SessionRecord | undefined {
+  /** The session if live and unexpired at `now`; an expired one is dropped on the way. */
+  private liveSession(sessionId: string, now: number): StoredSession | undefined {
     const s = this.sessions.get(sessionId);
-    if (s && s.expiresAt <= now) {
+    if (s && s.rec.expiresAt <= now) {
       this.dropSession(sessionId);
       return undefined;
     }
-    return s;
+    return s?.state === "live" ? s : undefined;
   }
 
-  private putRefresh(rec: RefreshRecord, sessionId: string): void {
-    this.refresh.set(rec.hash, { rec: clone(rec), state: "live" });
-    addTo(this.sessionRefresh, sessionId, rec.hash);
+  /** What a token issued now is signed with (read with the step that issues it). */
+  private basis(user: UserRecord, now: number): TokenBasis {
+    const g = this.globalMark;
+    const globalCutoff = g && g.expiresAt > now ? g.tokenValidAfter : 0;
+    return { username: user.username, role: user.role, version: user.version, notBeforeIat: Math.max(user.tokenValidAfter, globalCutoff), at: now };
   }
 
-  private dropRefresh(hash: string): void {
-    const r = this.refresh.get(hash);
-    if (!r) return;
-    this.refresh.delete(hash);
-    removeFrom(this.sessionRefresh, r.rec.sessionId, hash);
-  }
-
-  /** Session and index gone; its refresh records stay as "revoked" tombstones until their own expiry. */
+  /** Revoked: a tombstone (authentic tokens of it are "invalid" with their user) until its own expiry. */
   private killSession(sessionId: string): void {
-    for (const hash of this.sessionRefresh.get(sessionId) ?? []) {
-      const r = this.refresh.get(hash);
-      if (r) r.state = "revoked";
-    }
-    this.dropSession(sessionId);
+    const s = this.sessions.get(sessionId);
+    if (!s) return;
+    s.state = "revoked";
+    s.prev = null;
+    s.trail = [];
+    removeFrom(this.userSessions, s.rec.userId, sessionId);
   }
 
   private dropSession(sessionId: string): void {
     const s = this.sessions.get(sessionId);
     this.sessions.delete(sessionId);
-    if (s) removeFrom(this.userSessions, s.userId, sessionId);
-    // Tombstoned/rotated refresh records keep their own expiry; the index is no longer needed once the session is gone.
-    this.sessionRefresh.delete(sessionId);
+    if (s) removeFrom(this.userSessions, s.rec.userId, sessionId);
   }
+}
+
+/** Constant-time comparison of two SHA-256 hex digests. */
+function sameHash(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
 /** tokenValidAfter: the next whole second, in seconds (see pitfalls 15). */

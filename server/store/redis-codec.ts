@@ -41,8 +41,9 @@ export function parseUser(h: Record<string, string>): UserRecord | null {
   };
 }
 
+/** A live session; null for a missing one or a revoked one's tombstone. */
 export function parseSession(h: Record<string, string>): SessionRecord | null {
-  if (!h.id || !h.userId) return null;
+  if (!h.id || !h.userId || h.state === "revoked") return null;
   return {
     id: h.id,
     userId: h.userId,

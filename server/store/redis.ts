@@ -7,23 +7,27 @@
  * because it applies neither to SCAN patterns nor to names built in Lua):
  *   P u:<id>        HASH  user record (passwordHash / ban fields absent = null; ban is JSON)
  *   P un:<name>     STR   lower-cased username -> user id
- *   P s:<sid>       HASH  session record, PEXPIREAT expiresAt
- *   P us:<uid>      ZSET  the user's session ids, scored by expiresAt
- *   P sr:<sid>      ZSET  the session's refresh hashes, scored by expiresAt
- *   P r:<hash>      HASH  refresh record + state live|rotated|revoked, PEXPIREAT expiresAt
+ *   P s:<sid>       HASH  session record + its refresh chain, PEXPIREAT expiresAt:
+ *                         state live|revoked (a revoked one stays as a tombstone),
+ *                         gen (the global generation at creation), cur (SHA-256 of
+ *                         the live refresh token), prev / prevAt / prevSealed (the
+ *                         one rotated last, when, and its successor sealed with it:
+ *                         REFRESH_REUSE_GRACE), trail (older rotated hashes, at
+ *                         most REFRESH_TRAIL in all: one key per session, however
+ *                         often it refreshes)
+ *   P us:<uid>      ZSET  the user's live session ids, scored by expiresAt
  *   P m:<t>:<id>    STR   revocation mark (JSON incl. expiresAt), PXAT expiresAt
- *   P g:rva         STR   global "refresh valid after" (ms). No TTL: it is one
- *                         key, and it must outlive every refresh token it refuses
- *                         whatever the configured refresh lifetime is.
+ *   P g:gen         STR   global refresh generation, bumped by revoke-all: a session
+ *                         created under an older one cannot refresh. No TTL: one key.
  *   P seq           STR   revocation sequence counter
  *   P epoch         STR   random id of this dataset, set once (a Redis that lost its data gets a new one)
  *   P audit         LIST  newest first, capped
  *   channel P revocations: RevocationEvent JSON
  *   channel P acks:<nodeId>: "<seq>", a node has applied one of <nodeId>'s events
  *
- * Revoked and rotated refresh records are kept (as tombstones) until their own
- * expiry, so a refresh with them is answered "invalid" with the owner's userId
- * (a banned user then hears USER_BANNED) or "reused".
+ * Times that cut tokens off (revocation cutoffs, the `at` tokens are issued
+ * from) come from Redis TIME inside the scripts, so nodes with skewed clocks
+ * agree; record expiries use the caller's `now`.
  *
  * Every Redis failure surfaces as GatehouseError(REVOCATION_UNAVAILABLE) (503);
  * the command client does not queue or resend, so calls fail fast in an outage.
@@ -35,19 +39,22 @@ import type { AuditEntry } from "../../shared/protocol";
 import { Confirmations } from "./confirmations";
 import { addMark, asStrings, pairsToObject, parseEvent, parseSession, parseUser, userFields } from "./redis-codec";
 import { revocationArgs, scripts } from "./redis-scripts";
-import type {
-  FeedStatusListener,
-  FeedSubscription,
-  MarkSnapshot,
-  Marks,
-  NextRefresh,
-  RefreshRecord,
-  RevocationChange,
-  RevocationEvent,
-  RotateResult,
-  SessionRecord,
-  Store,
-  UserRecord,
+import {
+  REFRESH_TRAIL,
+  type CreateSessionResult,
+  type FeedStatusListener,
+  type FeedSubscription,
+  type MarkSnapshot,
+  type Marks,
+  type NewSession,
+  type RevocationChange,
+  type RevocationEvent,
+  type RotateResult,
+  type Rotation,
+  type SessionRecord,
+  type Store,
+  type TokenBasis,
+  type UserRecord,
 } from "./store";
 
 export interface StoreLogger {
@@ -142,12 +149,6 @@ export class RedisStore implements Store {
     });
   }
 
-  setPasswordHash(userId: string, passwordHash: string): Promise<void> {
-    return this.run(async () => {
-      await scripts.setPassword.run(this.client, [this.k("u:", userId)], [passwordHash]);
-    });
-  }
-
   upsertAdmin(user: UserRecord): Promise<UserRecord> {
     return this.run(async () => {
       const reply = await scripts.upsertAdmin.run(
@@ -164,13 +165,18 @@ export class RedisStore implements Store {
 
   // ---- sessions and refresh tokens ----
 
-  createSession(session: SessionRecord, refresh: RefreshRecord): Promise<void> {
+  createSession(ns: NewSession, expectVersion: number): Promise<CreateSessionResult> {
     return this.run(async () => {
-      await scripts.createSession.run(
-        this.client,
-        [this.k("s:", session.id), this.k("r:", refresh.hash), this.k("us:", session.userId), this.k("sr:", session.id), this.k("u:", session.userId)],
-        [session.id, session.userId, session.device, session.createdAt, session.lastSeenAt, session.expiresAt, refresh.hash, refresh.createdAt, refresh.expiresAt, this.p],
+      const r = asStrings(
+        await scripts.createSession.run(
+          this.client,
+          [this.k("s:", ns.id), this.k("us:", ns.userId), this.k("u:", ns.userId), this.k("m:g"), this.k("g:gen")],
+          [this.p, ns.id, ns.userId, ns.device, ns.now, ns.expiresAt, ns.refreshHash, expectVersion],
+        ),
       );
+      if (r[0] !== "ok") return { status: "stale" };
+      const session: SessionRecord = { id: ns.id, userId: ns.userId, device: ns.device, createdAt: ns.now, lastSeenAt: ns.now, expiresAt: ns.expiresAt };
+      return { status: "ok", session, basis: basisOf(r.slice(1)) };
     });
   }
 
@@ -194,23 +200,27 @@ export class RedisStore implements Store {
     });
   }
 
-  rotateRefresh(oldHash: string, next: NextRefresh, now: number): Promise<RotateResult> {
+  rotateRefresh(sessionId: string, rot: Rotation): Promise<RotateResult> {
     return this.run(async () => {
-      const reply = await scripts.rotateRefresh.run(
-        this.client,
-        [this.k("r:", oldHash), this.k("r:", next.hash)],
-        [this.p, now, next.hash, next.createdAt, next.expiresAt],
+      // The trail is matched by substring in Lua: only whole 64-hex digests may reach it.
+      if (!SHA256_HEX.test(rot.presentedHash) || !SHA256_HEX.test(rot.nextHash)) return { status: "invalid" };
+      const r = asStrings(
+        await scripts.rotateRefresh.run(
+          this.client,
+          [this.k("s:", sessionId), this.k("m:g"), this.k("g:gen")],
+          [this.p, rot.presentedHash, rot.nextHash, rot.nextSealed, rot.now, rot.expiresAt, rot.graceMs, REFRESH_TRAIL, sessionId],
+        ),
       );
-      const r = asStrings(reply);
-      if (r[0] === "ok") {
-        const [, id, userId, device, createdAt, lastSeenAt, expiresAt] = r;
-        return {
-          status: "ok",
-          session: { id: id!, userId: userId!, device: device!, createdAt: Number(createdAt), lastSeenAt: Number(lastSeenAt), expiresAt: Number(expiresAt) },
-        };
+      const [status, a1] = r;
+      if (status === "ok" || status === "grace") {
+        const [, userId, device, createdAt, lastSeenAt, expiresAt] = r;
+        const session: SessionRecord = { id: sessionId, userId: userId!, device: device ?? "", createdAt: Number(createdAt), lastSeenAt: Number(lastSeenAt), expiresAt: Number(expiresAt) };
+        const basis = basisOf(r.slice(6, 11));
+        return status === "ok" ? { status, session, basis } : { status, session, basis, nextSealed: r[11] ?? "" };
       }
-      if (r[0] === "reused") return { status: "reused", userId: r[1]!, sessionId: r[2]! };
-      return r[1] ? { status: "invalid", userId: r[1] } : { status: "invalid" };
+      if (status === "banned") return { status, userId: a1! };
+      if (status === "reused") return { status, userId: a1!, sessionId };
+      return a1 ? { status: "invalid", userId: a1 } : { status: "invalid" };
     });
   }
 
@@ -218,7 +228,10 @@ export class RedisStore implements Store {
 
   applyRevocation(change: RevocationChange, ctx: { now: number; markTtlMs: number; nodeId: string }): Promise<RevocationEvent> {
     return this.run(async () => {
-      const reply = await scripts.applyRevocation.run(this.client, [], revocationArgs(this.p, change, ctx));
+      const reply = await scripts.applyRevocation.run(this.client, [], revocationArgs(this.p, change, ctx)).catch((err: unknown) => {
+        if (err instanceof Error && err.message.includes("STALE_PASSWORD")) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
+        throw err;
+      });
       if (!Array.isArray(reply) || typeof reply[0] !== "string") throw new Error("applyRevocation returned no event");
       const event = JSON.parse(reply[0]) as RevocationEvent;
       this.confirmations.expect(event.seq, Number(reply[1]));
@@ -438,6 +451,14 @@ export class RedisStore implements Store {
 }
 
 // ---------------------------------------------------------------- helpers
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** username, role, version, notBeforeIat, at: as the scripts' BASIS_FN returns them. */
+function basisOf(r: (string | undefined)[]): TokenBasis {
+  const [username, role, version, notBeforeIat, at] = r;
+  return { username: username ?? "", role: role === "admin" ? "admin" : "player", version: Number(version), notBeforeIat: Number(notBeforeIat), at: Number(at) };
+}
 
 function baseOptions(): RedisOptions {
   return { retryStrategy, lazyConnect: false, enableReadyCheck: true };

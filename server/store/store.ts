@@ -42,26 +42,70 @@ export interface SessionRecord {
   expiresAt: number;
 }
 
-export interface RefreshRecord {
-  /** SHA-256 hex of the opaque refresh token; the token itself is never stored */
-  hash: string;
-  sessionId: string;
+/**
+ * What an access token is signed with, read in the same atomic step that
+ * creates or rotates the session (so a revocation can never land between the
+ * read and the signature without covering the token: contract section 5).
+ */
+export interface TokenBasis {
+  username: string;
+  role: Role;
+  /** the user's token version */
+  version: number;
+  /** seconds: max(the user's token_valid_after, the global cutoff); iat must not be below it */
+  notBeforeIat: number;
+  /** epoch ms, the store's time of the read (Redis TIME): the token's iat and exp count from it */
+  at: number;
+}
+
+export interface NewSession {
+  id: string;
   userId: string;
-  createdAt: number;
+  device: string;
+  /** SHA-256 hex of the session's first refresh token */
+  refreshHash: string;
+  now: number;
+  /** when the session (and its refresh token) expires, epoch ms */
   expiresAt: number;
 }
 
-/** The successor of a rotated refresh token: its owner (session, user) is taken from the old record. */
-export type NextRefresh = Pick<RefreshRecord, "hash" | "createdAt" | "expiresAt">;
+export type CreateSessionResult =
+  | { status: "ok"; session: SessionRecord; basis: TokenBasis }
+  /** the user is gone, or its version is no longer the one the caller saw (a revocation won the race) */
+  | { status: "stale" };
+
+/** Rotated refresh hashes kept per session for reuse detection (older ones answer "invalid"). */
+export const REFRESH_TRAIL = 8;
+
+export interface Rotation {
+  /** SHA-256 hex of the presented refresh token */
+  presentedHash: string;
+  /** SHA-256 hex of its successor */
+  nextHash: string;
+  /** the successor sealed with a key only the presented token yields (see auth/refresh-seal.ts) */
+  nextSealed: string;
+  now: number;
+  /** the successor's expiry, epoch ms (the session slides to it) */
+  expiresAt: number;
+  /** REFRESH_REUSE_GRACE in ms; 0 = off */
+  graceMs: number;
+}
 
 export type RotateResult =
-  | { status: "ok"; session: SessionRecord }
+  | { status: "ok"; session: SessionRecord; basis: TokenBasis }
   /**
-   * unknown or expired hash, or its session is gone; `userId` when the record
-   * is known (so the caller can answer USER_BANNED to a banned user's refresh)
+   * the presented token is the one rotated last, within the grace: its live successor, sealed
+   * (the caller opens it with the presented token), is answered again, with a fresh access token
+   */
+  | { status: "grace"; session: SessionRecord; basis: TokenBasis; nextSealed: string }
+  /** the session's user is banned (checked atomically with the rotation): nothing rotated */
+  | { status: "banned"; userId: string }
+  /**
+   * unknown token, expired or revoked session; `userId` only when the token is
+   * authentic (its hash is one the session knows)
    */
   | { status: "invalid"; userId?: string }
-  /** the hash was already rotated: the caller must revoke the session */
+  /** an older token of the session's trail: the caller must revoke the session */
   | { status: "reused"; sessionId: string; userId: string };
 
 /**
@@ -71,17 +115,28 @@ export type RotateResult =
  */
 export type RevocationChange =
   /** one session: its refresh tokens die, `sid` mark until now+markTtl; optionally one jti blacklisted until jtiExp */
-  | { kind: "session"; userId: string; sessionId: string; jti?: string; jtiExp?: number; reason: RevocationReason; note?: string }
+  | {
+      kind: "session";
+      userId: string;
+      sessionId: string;
+      jti?: string;
+      /** epoch ms until which that token is accepted anywhere: its exp plus the clock tolerance */
+      jtiExp?: number;
+      reason: RevocationReason;
+      note?: string;
+    }
   /**
    * every session of a user: version+1, tokenValidAfter = next whole second,
    * all sessions and refresh tokens deleted, user mark until now+markTtl;
    * with `ban`, the user record's ban is set and a ban mark kept until
-   * min(ban.until, now+markTtl)
+   * min(ban.until, now+markTtl). With `passwordHash`, the new hash is set in the same step (a
+   * login that verified the old password then cannot create a session: its version moved), and
+   * only if the stored hash is still `ifPasswordHash` (else CREDENTIALS_INVALID, nothing applied).
    */
-  | { kind: "user"; userId: string; ban?: Ban; reason: RevocationReason; note?: string }
+  | { kind: "user"; userId: string; ban?: Ban; passwordHash?: string; ifPasswordHash?: string; reason: RevocationReason; note?: string }
   /** clears the user's ban (record and mark); reason is informational */
   | { kind: "unban"; userId: string; reason: "unbanned" }
-  /** global tokenValidAfter = next whole second; every session's refresh tokens are refused from then on */
+  /** global tokenValidAfter = next whole second; every session that exists now can no longer refresh */
   | { kind: "global"; reason: RevocationReason };
 
 /** What travels on the feed (small, typed; see contract section 5). */
@@ -150,7 +205,6 @@ export interface Store {
   getUser(id: string): Promise<UserRecord | null>;
   /** case-insensitive */
   getUserByUsername(username: string): Promise<UserRecord | null>;
-  setPasswordHash(userId: string, passwordHash: string): Promise<void>;
   /**
    * creates the admin account or resets its password; idempotent and safe from several nodes at
    * once; USERNAME_TAKEN if the name belongs to a non-admin (never promotes a player)
@@ -158,19 +212,23 @@ export interface Store {
   upsertAdmin(user: UserRecord): Promise<UserRecord>;
 
   // ---- sessions and refresh tokens ----
-  /** creates the session and its first refresh token atomically */
-  createSession(session: SessionRecord, refresh: RefreshRecord): Promise<void>;
+  /**
+   * creates the session and its first refresh token, only if the user's version is still
+   * `expectVersion` (the one seen when the password was verified), and reads the token basis,
+   * all in one atomic step
+   */
+  createSession(session: NewSession, expectVersion: number): Promise<CreateSessionResult>;
   /** null when missing, revoked or expired */
   getSession(sessionId: string): Promise<SessionRecord | null>;
   /** the user's live sessions, newest first */
   listSessions(userId: string, now: number): Promise<SessionRecord[]>;
   /**
-   * atomically: if `oldHash` is live and unrotated, mark it rotated (kept until
-   * its own expiry so reuse is detected), store `next`, set lastSeenAt = now.
-   * Refused ("invalid") if the session was created before the global
-   * refresh-valid-after (revoke-all).
+   * atomically: checks the presented token against the session's live one, its last rotated one
+   * (grace) and a bounded trail of older ones (reuse); checks the ban and the global refresh
+   * cutoff; rotates; reads the token basis. Only the last REFRESH_TRAIL rotated hashes of a
+   * session are kept: an older one is answered "invalid", never stored forever.
    */
-  rotateRefresh(oldHash: string, next: NextRefresh, now: number): Promise<RotateResult>;
+  rotateRefresh(sessionId: string, rotation: Rotation): Promise<RotateResult>;
 
   // ---- revocation ----
   /**

@@ -162,6 +162,8 @@ describe("logs", () => {
     await call(n.url, "POST", "/auth/login", { body: { username: reg.body.user.username, password: `${password}-wrong` } });
     const s = await connect(n.url, login.body.accessToken);
     const refreshed = await call<TokenPair>(n.url, "POST", "/auth/refresh", { body: { refreshToken: login.body.refreshToken } });
+    await call(n.url, "POST", "/auth/refresh", { body: { refreshToken: login.body.refreshToken } }); // a retry within the grace
+    await call(n.url, "POST", "/auth/refresh", { body: { refreshToken: refreshed.body.refreshToken } });
     await call(n.url, "POST", "/auth/refresh", { body: { refreshToken: login.body.refreshToken } }); // reuse
     await call(n.url, "GET", `/me?access_token=${reg.body.accessToken}`);
     await call(n.url, "POST", "/auth/logout", { token: reg.body.accessToken });

@@ -6,13 +6,14 @@
  * needs time to pass, `passTime` lets it pass as the backend sees it: memory
  * follows the times callers show it, Redis needs the wall clock to move.
  */
+import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { AuditEntry } from "../../shared/protocol";
 import { MemoryStore } from "../../server/store/memory";
 import { RedisStore } from "../../server/store/redis";
-import type { RefreshRecord, RevocationEvent, SessionRecord, Store, UserRecord } from "../../server/store/store";
+import { REFRESH_TRAIL, type NewSession, type RevocationEvent, type Rotation, type SessionRecord, type Store, type UserRecord } from "../../server/store/store";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { waitFor } from "../helpers/wait";
 
@@ -46,15 +47,24 @@ function user(over: Partial<UserRecord> = {}): UserRecord {
   };
 }
 
-function session(userId: string, over: Partial<SessionRecord> = {}): { session: SessionRecord; refresh: RefreshRecord } {
-  const now = over.createdAt ?? Date.now();
-  const s: SessionRecord = { id: uid("s"), userId, device: "test", createdAt: now, lastSeenAt: now, expiresAt: now + HOUR, ...over };
-  return { session: s, refresh: { hash: uid("h"), sessionId: s.id, userId, createdAt: now, expiresAt: s.expiresAt } };
+/** a SHA-256 hex digest, as the store receives refresh hashes */
+const digest = () => randomBytes(32).toString("hex");
+
+/** A session to create; `refresh.hash` is its first refresh token's hash. */
+function session(userId: string, over: Partial<NewSession> = {}): { session: NewSession; refresh: { hash: string } } {
+  const now = over.now ?? Date.now();
+  const s: NewSession = { id: uid("s"), userId, device: "test", refreshHash: digest(), now, expiresAt: now + HOUR, ...over };
+  return { session: s, refresh: { hash: s.refreshHash } };
 }
 
-function nextRefresh(sessionId: string, now: number, ttl = HOUR): RefreshRecord {
-  // userId is left empty on purpose: the store takes it from the old record (as accounts.ts does)
-  return { hash: uid("h"), sessionId, userId: "", createdAt: now, expiresAt: now + ttl };
+/** The record a created session reads back as. */
+function recordOf(s: NewSession): SessionRecord {
+  return { id: s.id, userId: s.userId, device: s.device, createdAt: s.now, lastSeenAt: s.now, expiresAt: s.expiresAt };
+}
+
+/** Presenting `hash` at `now`; its successor gets a fresh hash. */
+function rotation(hash: string, now: number, over: Partial<Rotation> = {}): Rotation {
+  return { presentedHash: hash, nextHash: digest(), nextSealed: `sealed:${uid("x")}`, now, expiresAt: now + HOUR, graceMs: 0, ...over };
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
@@ -87,12 +97,18 @@ function contract(h: Harness): void {
     return events;
   }
 
-  async function newUserWithSession(): Promise<{ u: UserRecord; s: SessionRecord; r: RefreshRecord }> {
+  /** Creates the session (the user's version must be `version`) and returns its record. */
+  async function open(s: NewSession, version = 0): Promise<SessionRecord> {
+    const r = await store.createSession(s, version);
+    if (r.status !== "ok") throw new Error(`session not created: ${r.status}`);
+    return r.session;
+  }
+
+  async function newUserWithSession(): Promise<{ u: UserRecord; s: SessionRecord; r: { hash: string } }> {
     const u = user();
     await store.createUser(u);
-    const { session: s, refresh: r } = session(u.id);
-    await store.createSession(s, r);
-    return { u, s, r };
+    const { session: ns, refresh: r } = session(u.id);
+    return { u, s: await open(ns), r };
   }
 
   describe("users", () => {
@@ -128,15 +144,6 @@ function contract(h: Harness): void {
       expect((await store.getUserByUsername("CAROL"))?.id).toBe(winner.id);
     });
 
-    it("sets the password hash", async () => {
-      const u = user();
-      await store.createUser(u);
-      await store.setPasswordHash(u.id, "scrypt$new");
-      expect((await store.getUser(u.id))?.passwordHash).toBe("scrypt$new");
-      await store.setPasswordHash("nobody", "scrypt$x"); // no-op, no half user
-      expect(await store.getUser("nobody")).toBeNull();
-    });
-
     it("upserts the admin idempotently (same id, new password, role admin)", async () => {
       const first = await store.upsertAdmin(user({ username: "Admin", role: "admin", passwordHash: "scrypt$1" }));
       expect(first.role).toBe("admin");
@@ -169,44 +176,106 @@ function contract(h: Harness): void {
       await store.createUser(u);
       await store.createUser(other);
       const now = Date.now();
-      const older = session(u.id, { createdAt: now - 2000 });
-      const newer = session(u.id, { createdAt: now - 1000 });
+      const older = session(u.id, { now: now - 2000, expiresAt: now + HOUR });
+      const newer = session(u.id, { now: now - 1000, expiresAt: now + HOUR });
       const theirs = session(other.id);
-      for (const x of [older, newer, theirs]) await store.createSession(x.session, x.refresh);
+      for (const x of [older, newer, theirs]) expect(await open(x.session)).toEqual(recordOf(x.session));
 
-      expect(await store.getSession(older.session.id)).toEqual(older.session);
+      expect(await store.getSession(older.session.id)).toEqual(recordOf(older.session));
       expect(await store.getSession("missing")).toBeNull();
       const list = await store.listSessions(u.id, now);
       expect(list.map((s) => s.id)).toEqual([newer.session.id, older.session.id]);
-      expect(list[0]).toEqual(newer.session);
+      expect(list[0]).toEqual(recordOf(newer.session));
       expect(await store.listSessions("nobody", now)).toEqual([]);
       // sessions past their expiry are not live
       expect(await store.listSessions(u.id, now + 2 * HOUR)).toEqual([]);
     });
 
-    it("rotates: the new token works, the old one is then reused", async () => {
+    it("creates a session only while the user's version is the one the caller saw, and reads the token basis", async () => {
+      const u = user({ tokenValidAfter: 0 });
+      await store.createUser(u);
+      const now = Date.now();
+      const first = await store.createSession(session(u.id).session, 0);
+      expect(first).toMatchObject({ status: "ok", basis: { username: u.username, role: "player", version: 0, notBeforeIat: 0 } });
+      if (first.status === "ok") expect(Math.abs(first.basis.at - now)).toBeLessThan(5_000);
+      // a revocation lands between the password check (version 0) and the session step
+      const e = await store.applyRevocation({ kind: "user", userId: u.id, reason: "password_changed" }, { now, ...CTX });
+      const late = session(u.id);
+      expect(await store.createSession(late.session, 0)).toEqual({ status: "stale" });
+      expect(await store.getSession(late.session.id)).toBeNull();
+      expect(await store.rotateRefresh(late.session.id, rotation(late.refresh.hash, now))).toEqual({ status: "invalid" });
+      // with the version it reads now, it works, and tokens are issued no earlier than the cutoff
+      const again = await store.createSession(session(u.id).session, 1);
+      expect(again).toMatchObject({ status: "ok", basis: { version: 1, notBeforeIat: e.tokenValidAfter } });
+      expect(await store.createSession(session("nobody").session, 0)).toEqual({ status: "stale" });
+    });
+
+    it("rotates: the new token works, the old one is then reused; the basis comes with it", async () => {
       const { u, s, r } = await newUserWithSession();
       const t1 = Date.now() + 10;
-      const n1 = nextRefresh(s.id, t1);
-      const res = await store.rotateRefresh(r.hash, n1, t1);
-      expect(res).toEqual({ status: "ok", session: { ...s, lastSeenAt: t1, expiresAt: n1.expiresAt } });
+      const rot1 = rotation(r.hash, t1);
+      const res = await store.rotateRefresh(s.id, rot1);
+      expect(res).toMatchObject({ status: "ok", session: { ...s, lastSeenAt: t1, expiresAt: rot1.expiresAt }, basis: { username: u.username, version: 0 } });
       expect((await store.getSession(s.id))?.lastSeenAt).toBe(t1);
 
       const t2 = t1 + 10;
-      const n2 = nextRefresh(s.id, t2);
-      expect((await store.rotateRefresh(n1.hash, n2, t2)).status).toBe("ok");
-      expect(await store.rotateRefresh(r.hash, nextRefresh(s.id, t2), t2)).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
-      expect(await store.rotateRefresh(n1.hash, nextRefresh(s.id, t2), t2)).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
+      expect((await store.rotateRefresh(s.id, rotation(rot1.nextHash, t2))).status).toBe("ok");
+      expect(await store.rotateRefresh(s.id, rotation(r.hash, t2))).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
+      expect(await store.rotateRefresh(s.id, rotation(rot1.nextHash, t2))).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
     });
 
-    it("answers invalid for unknown and expired refresh tokens", async () => {
+    it("answers the last rotated token within the grace with its sealed successor, then reuse", async () => {
+      const { u, s, r } = await newUserWithSession();
+      const t1 = Date.now();
+      const rot1 = rotation(r.hash, t1);
+      await store.rotateRefresh(s.id, rot1);
+      const retry = await store.rotateRefresh(s.id, rotation(r.hash, t1 + 2_000, { graceMs: 10_000 }));
+      expect(retry).toMatchObject({ status: "grace", nextSealed: rot1.nextSealed, session: { id: s.id, userId: u.id }, basis: { version: 0 } });
+      // nothing moved: the successor is still the live token
+      const rot2 = rotation(rot1.nextHash, t1 + 3_000, { graceMs: 10_000 });
+      expect((await store.rotateRefresh(s.id, rot2)).status).toBe("ok");
+      // the first token is no longer the last rotated one: reuse
+      expect(await store.rotateRefresh(s.id, rotation(r.hash, t1 + 3_000, { graceMs: 10_000 }))).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
+      // past the grace, the last rotated one is reuse too
+      expect(await store.rotateRefresh(s.id, rotation(rot1.nextHash, t1 + 14_000, { graceMs: 10_000 }))).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
+    });
+
+    it("keeps a bounded trail of rotated tokens: older ones are invalid, not stored", async () => {
       const { u, s, r } = await newUserWithSession();
       const now = Date.now();
-      expect(await store.rotateRefresh("unknown", nextRefresh(s.id, now), now)).toEqual({ status: "invalid" });
-      const late = r.expiresAt + 1000;
-      const expired = await store.rotateRefresh(r.hash, nextRefresh(s.id, late), late);
+      const hashes = [r.hash];
+      for (let i = 0; i < REFRESH_TRAIL + 5; i++) {
+        const rot = rotation(hashes[hashes.length - 1]!, now + i);
+        expect((await store.rotateRefresh(s.id, rot)).status).toBe("ok");
+        hashes.push(rot.nextHash);
+      }
+      const t = now + 100;
+      // the newest REFRESH_TRAIL rotated tokens are still recognised as reuse ...
+      const rotated = hashes.slice(0, -1);
+      expect(await store.rotateRefresh(s.id, rotation(rotated[rotated.length - REFRESH_TRAIL]!, t))).toEqual({ status: "reused", sessionId: s.id, userId: u.id });
+      // ... older ones are forgotten
+      expect(await store.rotateRefresh(s.id, rotation(rotated[rotated.length - REFRESH_TRAIL - 1]!, t))).toEqual({ status: "invalid" });
+    });
+
+    it("answers invalid for unknown and expired refresh tokens, naming the user only to an authentic one", async () => {
+      const { u, s, r } = await newUserWithSession();
+      const now = Date.now();
+      expect(await store.rotateRefresh(s.id, rotation(digest(), now))).toEqual({ status: "invalid" });
+      expect(await store.rotateRefresh("missing", rotation(r.hash, now))).toEqual({ status: "invalid" });
+      const late = s.expiresAt + 1000;
+      const expired = await store.rotateRefresh(s.id, rotation(r.hash, late));
       expect(expired.status).toBe("invalid");
       if (expired.status === "invalid" && expired.userId !== undefined) expect(expired.userId).toBe(u.id);
+    });
+
+    it("refuses to rotate for a banned user, reading the ban in the same step", async () => {
+      const { u, s, r } = await newUserWithSession();
+      const now = Date.now();
+      await store.applyRevocation({ kind: "user", userId: u.id, ban: { until: null }, reason: "banned" }, { now, ...CTX });
+      expect(await store.rotateRefresh(s.id, rotation(r.hash, now))).toEqual({ status: "banned", userId: u.id });
+      await store.applyRevocation({ kind: "unban", userId: u.id, reason: "unbanned" }, { now, ...CTX });
+      // the ban killed the session anyway
+      expect(await store.rotateRefresh(s.id, rotation(r.hash, now))).toEqual({ status: "invalid", userId: u.id });
     });
   });
 
@@ -215,7 +284,7 @@ function contract(h: Harness): void {
       const events = await feed();
       const { u, s, r } = await newUserWithSession();
       const keep = session(u.id);
-      await store.createSession(keep.session, keep.refresh);
+      await open(keep.session);
       const now = Date.now();
       const jtiExp = now + 30_000;
 
@@ -230,21 +299,23 @@ function contract(h: Harness): void {
         sessionId: s.id,
         jti: "jti-1",
         reason: "logout",
-        at: now,
-        expiresAt: now + CTX.markTtlMs,
+        at: e.at,
+        expiresAt: e.at + CTX.markTtlMs,
         nodeId: CTX.nodeId,
       });
+      // the store's clock (Redis TIME), not necessarily the caller's
+      expect(Math.abs(e.at - now)).toBeLessThan(5_000);
       await waitFor(() => events.length === 1, { message: "event delivered" });
       expect(events[0]).toEqual(e);
 
       expect(await store.getSession(s.id)).toBeNull();
-      expect(await store.rotateRefresh(r.hash, nextRefresh(s.id, now), now)).toEqual({ status: "invalid", userId: u.id });
+      expect(await store.rotateRefresh(s.id, rotation(r.hash, now))).toEqual({ status: "invalid", userId: u.id });
       expect((await store.listSessions(u.id, now)).map((x) => x.id)).toEqual([keep.session.id]);
-      expect((await store.rotateRefresh(keep.refresh.hash, nextRefresh(keep.session.id, now), now)).status).toBe("ok");
+      expect((await store.rotateRefresh(keep.session.id, rotation(keep.refresh.hash, now))).status).toBe("ok");
 
       const marks = await store.loadMarks(now);
       expect(marks.seq).toBe(1);
-      expect(marks.sessions).toEqual([{ sessionId: s.id, expiresAt: now + CTX.markTtlMs, reason: "logout" }]);
+      expect(marks.sessions).toEqual([{ sessionId: s.id, expiresAt: e.expiresAt, reason: "logout" }]);
       expect(marks.jtis).toEqual([{ jti: "jti-1", expiresAt: jtiExp, reason: "logout" }]);
       expect(marks.users).toEqual([]);
       expect(marks.bans).toEqual([]);
@@ -254,25 +325,23 @@ function contract(h: Harness): void {
     it("session: a rotated (old) refresh token of a revoked session is dead too", async () => {
       const { u, s, r } = await newUserWithSession();
       const now = Date.now();
-      const n1 = nextRefresh(s.id, now);
-      await store.rotateRefresh(r.hash, n1, now);
+      const rot = rotation(r.hash, now);
+      await store.rotateRefresh(s.id, rot);
       await store.applyRevocation({ kind: "session", userId: u.id, sessionId: s.id, reason: "refresh_reused" }, { now, ...CTX });
-      for (const hash of [r.hash, n1.hash]) {
-        expect(["invalid", "reused"]).toContain((await store.rotateRefresh(hash, nextRefresh(s.id, now), now)).status);
-      }
-      expect((await store.rotateRefresh(n1.hash, nextRefresh(s.id, now), now)).status).toBe("invalid");
+      expect((await store.rotateRefresh(s.id, rotation(r.hash, now))).status).toBe("invalid");
+      expect(await store.rotateRefresh(s.id, rotation(rot.nextHash, now))).toEqual({ status: "invalid", userId: u.id });
     });
 
     it("user: bumps version, sets tokenValidAfter, kills every session, marks the user", async () => {
       const events = await feed();
       const { u, s, r } = await newUserWithSession();
       const second = session(u.id);
-      await store.createSession(second.session, second.refresh);
+      await open(second.session);
       const bystander = await newUserWithSession();
       const now = Date.now();
 
       const e1 = await store.applyRevocation({ kind: "user", userId: u.id, reason: "password_changed" }, { now, ...CTX });
-      const tva = Math.floor(now / 1000) + 1;
+      const tva = Math.floor(e1.at / 1000) + 1;
       expect(e1).toEqual({
         seq: 1,
         kind: "user",
@@ -280,16 +349,16 @@ function contract(h: Harness): void {
         tokenValidAfter: tva,
         version: 1,
         reason: "password_changed",
-        at: now,
-        expiresAt: now + CTX.markTtlMs,
+        at: e1.at,
+        expiresAt: e1.at + CTX.markTtlMs,
         nodeId: CTX.nodeId,
       });
       expect(await store.getUser(u.id)).toMatchObject({ version: 1, tokenValidAfter: tva, ban: null });
       expect(await store.getSession(s.id)).toBeNull();
       expect(await store.getSession(second.session.id)).toBeNull();
       expect(await store.listSessions(u.id, now)).toEqual([]);
-      for (const hash of [r.hash, second.refresh.hash]) {
-        expect(await store.rotateRefresh(hash, nextRefresh(s.id, now), now)).toEqual({ status: "invalid", userId: u.id });
+      for (const [sid, hash] of [[s.id, r.hash], [second.session.id, second.refresh.hash]] as const) {
+        expect(await store.rotateRefresh(sid, rotation(hash, now))).toEqual({ status: "invalid", userId: u.id });
       }
       expect(await store.getSession(bystander.s.id)).toEqual(bystander.s);
 
@@ -297,13 +366,13 @@ function contract(h: Harness): void {
       const e2 = await store.applyRevocation({ kind: "user", userId: u.id, reason: "logout_all" }, { now: later, ...CTX });
       expect(e2.seq).toBe(2);
       expect(e2.version).toBe(2);
-      expect(e2.tokenValidAfter).toBe(Math.floor(later / 1000) + 1);
+      expect(e2.tokenValidAfter).toBe(Math.floor(e2.at / 1000) + 1);
       await waitFor(() => events.length === 2, { message: "both events delivered" });
       expect(events).toEqual([e1, e2]);
 
       const marks = await store.loadMarks(later);
       expect(marks.seq).toBe(2);
-      expect(marks.users).toEqual([{ userId: u.id, version: 2, tokenValidAfter: e2.tokenValidAfter, expiresAt: later + CTX.markTtlMs, reason: "logout_all" }]);
+      expect(marks.users).toEqual([{ userId: u.id, version: 2, tokenValidAfter: e2.tokenValidAfter, expiresAt: e2.expiresAt, reason: "logout_all" }]);
     });
 
     it("user with ban, then unban: record and ban mark set and cleared", async () => {
@@ -317,20 +386,20 @@ function contract(h: Harness): void {
       expect(e).toMatchObject({ kind: "user", userId: u.id, ban, version: 1, reason: "banned" });
       expect((await store.getUser(u.id))?.ban).toEqual(ban);
       expect(await store.getSession(s.id)).toBeNull();
-      // the refresh is refused naming the user, so accounts.ts can answer USER_BANNED
-      expect(await store.rotateRefresh(r.hash, nextRefresh(s.id, now), now)).toEqual({ status: "invalid", userId: u.id });
+      // the refresh is refused as banned, so accounts.ts can answer USER_BANNED
+      expect(await store.rotateRefresh(s.id, rotation(r.hash, now))).toEqual({ status: "banned", userId: u.id });
 
       let marks = await store.loadMarks(now);
       expect(marks.bans).toEqual([{ userId: u.id, until, expiresAt: until }]);
       expect(marks.users).toEqual([expect.objectContaining({ userId: u.id, version: 1, reason: "banned" })]);
 
       const permanent = { until: null };
-      await store.applyRevocation({ kind: "user", userId: u.id, ban: permanent, reason: "banned" }, { now, ...CTX });
+      const again = await store.applyRevocation({ kind: "user", userId: u.id, ban: permanent, reason: "banned" }, { now, ...CTX });
       marks = await store.loadMarks(now);
-      expect(marks.bans).toEqual([{ userId: u.id, until: null, expiresAt: now + CTX.markTtlMs }]);
+      expect(marks.bans).toEqual([{ userId: u.id, until: null, expiresAt: again.expiresAt }]);
 
       const un = await store.applyRevocation({ kind: "unban", userId: u.id, reason: "unbanned" }, { now, ...CTX });
-      expect(un).toMatchObject({ seq: 3, kind: "unban", userId: u.id, reason: "unbanned", at: now, nodeId: CTX.nodeId });
+      expect(un).toMatchObject({ seq: 3, kind: "unban", userId: u.id, reason: "unbanned", nodeId: CTX.nodeId });
       expect((await store.getUser(u.id))?.ban).toBeNull();
       marks = await store.loadMarks(now);
       expect(marks.bans).toEqual([]);
@@ -344,20 +413,20 @@ function contract(h: Harness): void {
       const { s, r } = await newUserWithSession();
       const now = Date.now() + 5;
       const e = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now, ...CTX });
-      const tva = Math.floor(now / 1000) + 1;
-      expect(e).toEqual({ seq: 1, kind: "global", tokenValidAfter: tva, reason: "revoked_all", at: now, expiresAt: now + CTX.markTtlMs, nodeId: CTX.nodeId });
+      const tva = Math.floor(e.at / 1000) + 1;
+      expect(e).toEqual({ seq: 1, kind: "global", tokenValidAfter: tva, reason: "revoked_all", at: e.at, expiresAt: e.at + CTX.markTtlMs, nodeId: CTX.nodeId });
       await waitFor(() => events.length === 1);
       expect(events[0]).toEqual(e);
-      expect((await store.loadMarks(now)).global).toEqual({ tokenValidAfter: tva, expiresAt: now + CTX.markTtlMs });
+      expect((await store.loadMarks(now)).global).toEqual({ tokenValidAfter: tva, expiresAt: e.expiresAt });
 
       const t = now + 10;
-      expect((await store.rotateRefresh(r.hash, nextRefresh(s.id, t), t)).status).toBe("invalid");
+      expect((await store.rotateRefresh(s.id, rotation(r.hash, t))).status).toBe("invalid");
       // a session made after the revoke-all refreshes normally
       const u2 = user();
       await store.createUser(u2);
-      const fresh = session(u2.id, { createdAt: t });
-      await store.createSession(fresh.session, fresh.refresh);
-      expect((await store.rotateRefresh(fresh.refresh.hash, nextRefresh(fresh.session.id, t + 1), t + 1)).status).toBe("ok");
+      const fresh = session(u2.id, { now: t });
+      await open(fresh.session);
+      expect((await store.rotateRefresh(fresh.session.id, rotation(fresh.refresh.hash, t + 1))).status).toBe("ok");
     });
 
     it("global: a second revoke-all within the same second moves the cutoff past the first", async () => {
@@ -365,13 +434,13 @@ function contract(h: Harness): void {
       const now = Date.now();
       const first = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now, ...CTX });
       const second = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: now + 1, ...CTX });
-      expect(first.tokenValidAfter).toBe(Math.floor(now / 1000) + 1);
-      expect(second.tokenValidAfter).toBe(first.tokenValidAfter! + 1);
-      expect((await store.loadMarks(now + 1)).global).toEqual({ tokenValidAfter: second.tokenValidAfter, expiresAt: now + 1 + CTX.markTtlMs });
-      // Much later, the cutoff is the next whole second again.
+      expect(first.tokenValidAfter).toBe(Math.floor(first.at / 1000) + 1);
+      expect(second.tokenValidAfter).toBe(Math.max(first.tokenValidAfter! + 1, Math.floor(second.at / 1000) + 1));
+      expect((await store.loadMarks(now + 1)).global).toEqual({ tokenValidAfter: second.tokenValidAfter, expiresAt: second.expiresAt });
+      // Later, the cutoff is the next whole second again (memory follows the caller's time; Redis its own).
       const later = now + 10_000;
       const third = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: later, ...CTX });
-      expect(third.tokenValidAfter).toBe(Math.floor(later / 1000) + 1);
+      expect(third.tokenValidAfter).toBe(Math.max(second.tokenValidAfter! + 1, Math.floor(third.at / 1000) + 1));
     });
 
     it("global refusal outlives the global mark", async () => {
@@ -381,7 +450,7 @@ function contract(h: Harness): void {
       await h.passTime(store, e.expiresAt);
       const t = Math.max(Date.now(), e.expiresAt + 1);
       expect((await store.loadMarks(t)).global).toBeNull();
-      expect((await store.rotateRefresh(r.hash, nextRefresh(s.id, t), t)).status).toBe("invalid");
+      expect((await store.rotateRefresh(s.id, rotation(r.hash, t))).status).toBe("invalid");
     });
 
     it("loadMarksFor reads just the marks that could cover one token", async () => {
@@ -389,12 +458,12 @@ function contract(h: Harness): void {
       const b = await newUserWithSession();
       const now = Date.now();
       const ctx = { now, ...CTX };
-      await store.applyRevocation({ kind: "session", userId: a.u.id, sessionId: a.s.id, jti: "ja", jtiExp: now + 60_000, reason: "logout" }, ctx);
+      const ea = await store.applyRevocation({ kind: "session", userId: a.u.id, sessionId: a.s.id, jti: "ja", jtiExp: now + 60_000, reason: "logout" }, ctx);
       await store.applyRevocation({ kind: "user", userId: b.u.id, ban: { until: null }, reason: "banned" }, ctx);
       const forA = await store.loadMarksFor({ userId: a.u.id, sessionId: a.s.id, jti: "ja" }, now);
       expect(forA).toEqual({
         jtis: [{ jti: "ja", expiresAt: now + 60_000, reason: "logout" }],
-        sessions: [{ sessionId: a.s.id, expiresAt: now + CTX.markTtlMs, reason: "logout" }],
+        sessions: [{ sessionId: a.s.id, expiresAt: ea.expiresAt, reason: "logout" }],
         users: [],
         bans: [],
         global: null,
@@ -492,10 +561,10 @@ function contract(h: Harness): void {
     const member = user({ createdAt: now - 120_000 });
     for (const u of [guest, member]) {
       await store.createUser(u);
-      const x = session(u.id, { createdAt: now, expiresAt: now + ttl });
-      await store.createSession(x.session, x.refresh);
+      const x = session(u.id, { now: now, expiresAt: now + ttl });
+      await open(x.session);
       // a rotation slides the session (and the guest) along with the newest refresh token
-      await store.rotateRefresh(x.refresh.hash, nextRefresh(x.session.id, now + 10, ttl), now + 10);
+      await store.rotateRefresh(x.session.id, rotation(x.refresh.hash, now + 10, { expiresAt: now + 10 + ttl }));
     }
     await h.passTime(store, now + 10 + ttl);
     await waitFor(async () => (await store.getUser(guest.id)) === null, { timeoutMs: 10_000, message: "guest gone" });
@@ -512,9 +581,9 @@ function contract(h: Harness): void {
     const ttl = 800;
     let lastExpiry = now;
     for (let i = 0; i < 200; i++) {
-      const x = session(u.id, { createdAt: now, expiresAt: now + ttl });
-      await store.createSession(x.session, x.refresh);
-      if (i % 2 === 0) await store.rotateRefresh(x.refresh.hash, nextRefresh(x.session.id, now, ttl), now);
+      const x = session(u.id, { now: now, expiresAt: now + ttl });
+      await open(x.session);
+      if (i % 2 === 0) await store.rotateRefresh(x.session.id, rotation(x.refresh.hash, now, { expiresAt: now + ttl }));
       const e = await store.applyRevocation(
         { kind: "session", userId: u.id, sessionId: x.session.id, jti: `j${i}`, jtiExp: now + 300, reason: "logout" },
         { now, markTtlMs: 300, nodeId: "n" },
