@@ -127,6 +127,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     enforce: (e) => gateway?.enforce(e),
     sweep: () => gateway?.sweep(),
     onEventApplied: (e, source) => metrics.revocations.inc({ reason: e.reason, source }),
+    onFeedRejected: () => metrics.feedRejected.inc(),
     onUnconfirmed: (e, missing) => metrics.revocationsUnconfirmed.inc({ reason: e.reason }, missing),
     onStoreReset: async () => {
       try {

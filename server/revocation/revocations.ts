@@ -20,6 +20,8 @@ export interface RevocationsOptions {
   /** called after a resync: every local socket must be re-checked against the cache */
   sweep(): void;
   onEventApplied?(e: RevocationEvent, source: "local" | "feed"): void;
+  /** a malformed or hostile feed message was dropped */
+  onFeedRejected?(): void;
   /** `missing` nodes received the event but did not confirm it within the timeout */
   onUnconfirmed?(e: RevocationEvent, missing: number): void;
   /**
@@ -108,6 +110,7 @@ export class Revocations {
       {
         onLost: () => this.markLost("feed connection lost"),
         onResumed: () => this.requestResync("feed resumed"),
+        onRejected: () => this.opts.onFeedRejected?.(),
       },
       { nodeId: this.opts.nodeId },
     );
