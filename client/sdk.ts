@@ -233,6 +233,8 @@ const KNOWN_REASONS: ReadonlySet<string> = new Set(Object.values(RevocationReaso
 /** Consecutive token_expired recoveries tolerated before giving up (a badly skewed clock would loop). */
 const MAX_EXPIRY_RECOVERIES = 2;
 
+/** Longest delay setTimeout honours (2^31-1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const unref = (t: ReturnType<typeof setTimeout>) => {
   if (typeof t === "object" && t !== null && "unref" in t) (t as { unref(): void }).unref();
 };
@@ -500,6 +502,12 @@ export class GatehouseClient extends TypedEmitter<ClientEvents> {
 
   private scheduleRefresh(delayMs: number): void {
     this.clearRefreshTimer();
+    // setTimeout fires after 1 ms for a delay above 2^31-1 ms (~24.8 days): wait in capped steps.
+    if (delayMs > MAX_TIMER_MS) {
+      this.refreshTimer = setTimeout(() => this.scheduleRefresh(delayMs - MAX_TIMER_MS), MAX_TIMER_MS);
+      unref(this.refreshTimer);
+      return;
+    }
     this.refreshTimer = setTimeout(() => {
       this.refreshTimer = undefined;
       const pair = this.pair;

@@ -127,8 +127,16 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     enforce: (e) => gateway?.enforce(e),
     sweep: () => gateway?.sweep(),
     onEventApplied: (e, source) => metrics.revocations.inc({ reason: e.reason, source }),
+    onFeedRejected: () => metrics.feedRejected.inc(),
     onUnconfirmed: (e, missing) => metrics.revocationsUnconfirmed.inc({ reason: e.reason }, missing),
-    onStoreReset: async () => ensureAdmin?.(),
+    onStoreReset: async () => {
+      try {
+        await ensureAdmin?.();
+      } catch (err) {
+        // Once per store loss (never retried in a loop): the operator must act, e.g. rename ADMIN_USERNAME.
+        log.error({ err: (err as Error).message }, "admin account not re-created after the store lost its data");
+      }
+    },
   });
   const check = withReadThrough(createTokenCheck({ tokens, cache, clock, revocationAvailable: () => revocations.available() }), {
     inSync: () => revocations.inSync,

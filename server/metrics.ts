@@ -40,6 +40,11 @@ export function createMetrics(nodeId: string, sources: MetricSources) {
       labelNames: ["reason"] as const,
       registers: [registry],
     }),
+    feedRejected: new Counter({
+      name: "gatehouse_revocation_feed_rejected_total",
+      help: "Messages on the revocation feed's channels dropped as malformed or hostile (never applied)",
+      registers: [registry],
+    }),
     forcedDisconnects: new Counter({
       name: "gatehouse_forced_disconnects_total",
       help: "Sockets disconnected by the server, by reason",

@@ -52,6 +52,8 @@ export interface GatewayDeps {
 
 /** Sockets dropped per event-loop turn during mass revocation (pitfall 13). */
 const DISCONNECT_BATCH = 250;
+/** Longest delay setTimeout honours (2^31-1 ms); longer ones fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Periodic insurance against a missed feed event (pitfall 1). */
 const SWEEP_INTERVAL_MS = 30_000;
 
@@ -207,13 +209,19 @@ export class Gateway {
     this.dropCovered([socket]);
   }
 
+  /**
+   * Node clamps a delay above 2^31-1 ms (~24.8 days) to 1 ms: with a long ACCESS_TOKEN_TTL every
+   * socket would drop at once. So the wait is chained in capped steps, re-reading exp (and the
+   * clock) at each step, until the token really expired.
+   */
   private scheduleExpiry(socket: GameSocket): void {
     clearTimeout(this.expiryTimers.get(socket.id));
-    const delay = Math.max(0, socket.data.claims.exp * 1000 - this.deps.clock.now());
+    const remaining = socket.data.claims.exp * 1000 - this.deps.clock.now();
     const timer = setTimeout(() => {
       this.expiryTimers.delete(socket.id);
-      this.drop(socket, "token_expired");
-    }, delay);
+      if (remaining > MAX_TIMER_MS) this.scheduleExpiry(socket);
+      else this.drop(socket, "token_expired");
+    }, Math.max(0, Math.min(remaining, MAX_TIMER_MS)));
     timer.unref();
     this.expiryTimers.set(socket.id, timer);
   }

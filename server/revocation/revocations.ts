@@ -20,12 +20,15 @@ export interface RevocationsOptions {
   /** called after a resync: every local socket must be re-checked against the cache */
   sweep(): void;
   onEventApplied?(e: RevocationEvent, source: "local" | "feed"): void;
+  /** a malformed or hostile feed message was dropped */
+  onFeedRejected?(): void;
   /** `missing` nodes received the event but did not confirm it within the timeout */
   onUnconfirmed?(e: RevocationEvent, missing: number): void;
   /**
    * called once the node has found that the store lost data (its seq went back:
    * a Redis without persistence restarted) and has revoked every earlier token;
-   * re-creates what the node itself put in the store at start (the admin account)
+   * re-creates what the node itself put in the store at start (the admin account). Runs outside
+   * the resync, once per loss found; a failure is logged, not retried
    */
   onStoreReset?(): Promise<void>;
 }
@@ -40,6 +43,15 @@ const SEQ_PROBE_MS = 1000;
 const PURGE_INTERVAL_MS = 10_000;
 /** How long a revocation waits for the other nodes to confirm before answering anyway. */
 const CONFIRM_TIMEOUT_MS = 1000;
+/**
+ * Out of sync while the store answers (a feed that cannot subscribe, say), live sockets are
+ * re-checked against every live mark read from the store this often, capped at a third of
+ * REVOCATION_MAX_STALENESS so a missed revocation drops its sockets well within it. The cost
+ * is one SCAN of the marks per interval per out-of-sync node: marks are few (each dies with
+ * the tokens it covers) and the state is an outage, not the steady state.
+ */
+const RECHECK_MAX_MS = 1000;
+const RECHECK_MIN_MS = 100;
 
 export class Revocations {
   private subscription: FeedSubscription | undefined;
@@ -73,8 +85,11 @@ export class Revocations {
   private epoch: string | null = null;
   /** the store lost data: a global revocation must be written before we call ourselves in sync */
   private resetRevocationPending = false;
-  /** the store lost data: onStoreReset has not run yet */
-  private resetHookPending = false;
+  /** a re-check of live sockets against the store's marks is in flight (out of sync only) */
+  private rechecking = false;
+  /** bumped when a resync starts: a re-check that overlapped one must not merge its older marks over it */
+  private resyncGeneration = 0;
+  private recheckTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
@@ -95,6 +110,7 @@ export class Revocations {
       {
         onLost: () => this.markLost("feed connection lost"),
         onResumed: () => this.requestResync("feed resumed"),
+        onRejected: () => this.opts.onFeedRejected?.(),
       },
       { nodeId: this.opts.nodeId },
     );
@@ -102,6 +118,8 @@ export class Revocations {
     await this.resync();
     if (!this.synced) throw new Error("could not load revocation state from the store");
     this.probeTimer = setInterval(() => void this.probeSeq(), SEQ_PROBE_MS).unref();
+    const recheckMs = Math.max(RECHECK_MIN_MS, Math.min(RECHECK_MAX_MS, Math.floor(this.opts.maxStalenessMs / 3)));
+    this.recheckTimer = setInterval(() => void this.recheckLiveSockets(), recheckMs).unref();
   }
 
   /**
@@ -143,6 +161,29 @@ export class Revocations {
     }
   }
 
+  /**
+   * Out of sync, the feed may be missing revocations of tokens held by live sockets, which no
+   * check re-reads (contract section 5): merge every live mark from the store into the cache
+   * (it only adds refusals) and drop the local sockets they cover, with the marks' reasons.
+   * Skipped while a resync runs (it sweeps when done) or while the store is known unreachable.
+   */
+  private async recheckLiveSockets(): Promise<void> {
+    if (this.synced || this.closed || this.rechecking || this.resyncing || this.storeUnreachable) return;
+    this.rechecking = true;
+    const generation = this.resyncGeneration;
+    try {
+      const snapshot = await this.store.loadMarks(this.clock.now());
+      // A resync that started meanwhile loaded newer state (an unban, say): ours may be older.
+      if (this.synced || this.closed || generation !== this.resyncGeneration) return;
+      this.cache.load(snapshot, "merge");
+      this.opts.sweep();
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, "re-check of live sockets against the store failed");
+    } finally {
+      this.rechecking = false;
+    }
+  }
+
   /** True while checks may rely on the cache: in sync, or out of sync for at most the staleness window. */
   available(): boolean {
     if (this.synced) return true;
@@ -162,6 +203,7 @@ export class Revocations {
     this.closed = true;
     clearInterval(this.purgeTimer);
     clearInterval(this.probeTimer);
+    clearInterval(this.recheckTimer);
     clearTimeout(this.resyncTimer);
     await this.subscription?.close();
   }
@@ -184,11 +226,14 @@ export class Revocations {
       this.storeWentBack = true;
     }
     if (this.synced && e.seq > this.lastSeq + 1) {
-      // A gap: something published between lastSeq and e.seq never reached us.
+      // A gap: something published between lastSeq and e.seq never reached us. lastSeq stays:
+      // the resync takes it from the store, so a forged seq far ahead (anyone with Redis access
+      // can publish) cannot leave us believing we are ahead of the store, blind to later gaps.
       this.markLost(`seq gap ${this.lastSeq} -> ${e.seq}`);
       this.requestResync("seq gap");
+    } else if (this.synced && e.seq === this.lastSeq + 1) {
+      this.lastSeq = e.seq;
     }
-    this.lastSeq = Math.max(this.lastSeq, e.seq);
     this.heldDuringResync?.push(e);
     // Our own events come back too: applying twice is harmless (marks are
     // idempotent and enforcement re-checks each socket's claims).
@@ -251,10 +296,17 @@ export class Revocations {
     else void this.resync();
   }
 
+  private runStoreResetHook(): void {
+    this.opts.onStoreReset?.().catch((err: unknown) => {
+      this.log.error({ err: (err as Error).message }, "re-creating this node's records after the store lost its data failed; not retried");
+    });
+  }
+
   /** Loads every live mark from the store, then re-checks local sockets against it. */
   private resync(): Promise<void> {
     if (this.resyncing) return this.resyncing;
     const generation = this.lossGeneration;
+    this.resyncGeneration++;
     const seqBefore = this.lastSeq;
     this.heldDuringResync = [];
     this.resyncing = (async () => {
@@ -271,13 +323,10 @@ export class Revocations {
             this.log.error({ storeSeq: snapshot.seq, ourSeq: seqBefore }, "store lost revocation state; keeping cached marks, revoking every earlier token");
           }
           this.cache.load(snapshot, "merge");
-          this.lastSeq = Math.max(snapshot.seq, ...(this.heldDuringResync ?? []).map((e) => e.seq));
           this.resetRevocationPending = true;
-          this.resetHookPending = true;
           this.storeWentBack = false;
         } else {
           this.cache.load(snapshot, "replace");
-          this.lastSeq = Math.max(this.lastSeq, snapshot.seq);
         }
         // Events that arrived while we loaded may postdate the snapshot: replay them over it.
         for (const e of this.heldDuringResync ?? []) this.cache.apply(e);
@@ -289,12 +338,17 @@ export class Revocations {
           // token issued in between by a node already back is revoked too, and its client
           // logs in again. Rare and safe, unlike a node that vouched for unknown tokens.
           await this.revoke({ kind: "global", reason: "revoked_all" });
+          // Written: cleared now, whatever happens next. Our own reset event (and the other nodes')
+          // come back numbered by the new store, below the seq we lost at: no sign of a second loss,
+          // and left counted as one they made every later resync revoke every token again.
           this.resetRevocationPending = false;
+          this.storeWentBack = false;
+          this.seqAtLoss = null;
+          // Outside the resync: a failure (a player took the admin's name) is logged once, and
+          // neither retried in a loop nor keeping the node out of sync.
+          this.runStoreResetHook();
         }
-        if (this.resetHookPending) {
-          await this.opts.onStoreReset?.();
-          this.resetHookPending = false;
-        }
+        this.lastSeq = seqAfter(snapshot.seq, this.heldDuringResync ?? []);
         // A loss during the load means the snapshot may predate missed events.
         if (generation === this.lossGeneration) {
           this.synced = true;
@@ -326,4 +380,15 @@ export class Revocations {
     })();
     return this.resyncing;
   }
+}
+
+/**
+ * The seq we are in sync with after a load: the store's, moved on by the events held during the
+ * load that follow it without a gap. A held event further ahead (lost ones in between, or a forged
+ * seq) is not believed: the seq probe compares with the store and resyncs if events were missed.
+ */
+function seqAfter(storeSeq: number, held: RevocationEvent[]): number {
+  let seq = storeSeq;
+  for (const e of [...held].sort((a, b) => a.seq - b.seq)) if (e.seq === seq + 1) seq = e.seq;
+  return seq;
 }

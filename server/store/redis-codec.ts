@@ -1,7 +1,7 @@
 /** RedisStore's encodings: records <-> hash fields, stored marks and feed events <-> JSON. */
+import { z } from "zod";
+import { RevocationReason } from "../../shared/protocol";
 import type { Ban, Marks, RevocationEvent, SessionRecord, UserRecord } from "./store";
-
-const EVENT_KINDS = new Set(["session", "user", "unban", "global"]);
 
 export function userFields(u: UserRecord): (string | number)[] {
   const f: (string | number)[] = [
@@ -103,28 +103,76 @@ export function addMark(snap: Marks, raw: string, now: number): void {
   }
 }
 
-/** Validates a feed message; null for anything that is not a RevocationEvent. */
+// ---- feed messages ----
+// Anyone who can reach Redis can PUBLISH on the channel: a message is untrusted input. It is parsed
+// only if small, checked field by field, and dropped (never applied) otherwise.
+
+/** Far above any real event (ids of 128 chars, a note and a ban reason of 200 chars, JSON-escaped). */
+export const MAX_FEED_MESSAGE_CHARS = 8192;
+/** Epoch ms bounds for times on the feed: 2000-01-01 .. 2200-01-01 (a clock or a value gone wrong). */
+const MIN_TIME_MS = Date.UTC(2000, 0, 1);
+const MAX_TIME_MS = Date.UTC(2200, 0, 1);
+/** A ban may run as far as an ISO date can say (the admin API accepts any future date). */
+const MAX_BAN_UNTIL_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+const timeMs = z.number().int().min(MIN_TIME_MS).max(MAX_TIME_MS);
+const id = z.string().min(1).max(128);
+/** An admin's free text: AdminReasonBody / BanBody bound it to 200 characters. */
+const note = z.string().max(200);
+const reasons = [...Object.values(RevocationReason), "unbanned"] as const;
+
+export const RevocationEventSchema = z
+  .object({
+    seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    kind: z.enum(["session", "user", "unban", "global"]),
+    userId: id.optional(),
+    sessionId: id.optional(),
+    jti: id.optional(),
+    tokenValidAfter: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_TIME_MS / 1000)
+      .optional(),
+    version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    ban: z
+      .object({
+        until: z.number().int().min(MIN_TIME_MS).max(MAX_BAN_UNTIL_MS).nullable(),
+        reason: note.optional(),
+      })
+      .optional(),
+    reason: z.enum(reasons),
+    note: note.optional(),
+    at: timeMs,
+    expiresAt: timeMs,
+    nodeId: z.string().min(1).max(256),
+  })
+  // Each kind names what it covers; without it the event would cover nothing or the wrong thing.
+  .refine((e) => (e.kind === "session" ? e.sessionId !== undefined : e.kind === "global" ? e.tokenValidAfter !== undefined : e.userId !== undefined), {
+    message: "the event lacks what its kind covers",
+  });
+
+// The schema must describe RevocationEvent exactly: a field added there and not here would be stripped.
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+const schemaMatchesEvent: SameKeys<z.infer<typeof RevocationEventSchema>, RevocationEvent> = true;
+void schemaMatchesEvent;
+
+/** Validates a feed message; null for anything that is not a well-formed RevocationEvent. */
 export function parseEvent(message: string): RevocationEvent | null {
-  let e: Record<string, unknown>;
+  if (message.length > MAX_FEED_MESSAGE_CHARS) return null;
+  let raw: unknown;
   try {
-    e = JSON.parse(message) as Record<string, unknown>;
+    raw = JSON.parse(message);
   } catch {
     return null;
   }
-  if (!e || typeof e !== "object") return null;
-  const ok =
-    isNum(e.seq) &&
-    isStr(e.kind) &&
-    EVENT_KINDS.has(e.kind) &&
-    isStr(e.reason) &&
-    isNum(e.at) &&
-    isNum(e.expiresAt) &&
-    isStr(e.nodeId) &&
-    (e.userId === undefined || isStr(e.userId)) &&
-    (e.sessionId === undefined || isStr(e.sessionId)) &&
-    (e.jti === undefined || isStr(e.jti)) &&
-    (e.tokenValidAfter === undefined || isNum(e.tokenValidAfter)) &&
-    (e.version === undefined || isNum(e.version)) &&
-    (e.note === undefined || isStr(e.note));
-  return ok ? (e as unknown as RevocationEvent) : null;
+  const parsed = RevocationEventSchema.safeParse(raw);
+  return parsed.success ? (parsed.data as RevocationEvent) : null;
+}
+
+/** A confirmation on the acks channel: the seq of one of our events, as a decimal string; null otherwise. */
+export function parseAck(message: string): number | null {
+  if (!/^[1-9][0-9]{0,15}$/.test(message)) return null;
+  const seq = Number(message);
+  return Number.isSafeInteger(seq) ? seq : null;
 }

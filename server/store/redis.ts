@@ -37,7 +37,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { AuditEntry } from "../../shared/protocol";
 import { Confirmations } from "./confirmations";
-import { addMark, asStrings, pairsToObject, parseEvent, parseSession, parseUser, userFields } from "./redis-codec";
+import { addMark, asStrings, pairsToObject, parseAck, parseEvent, parseSession, parseUser, userFields } from "./redis-codec";
 import { revocationArgs, scripts } from "./redis-scripts";
 import {
   REFRESH_TRAIL,
@@ -351,14 +351,20 @@ export class RedisStore implements Store {
     });
     sub.on("message", (ch: string, message: string) => {
       if (ch === ackChannel) {
-        const seq = Number(message);
-        if (Number.isSafeInteger(seq)) this.confirmations.confirm(seq);
+        const seq = parseAck(message);
+        if (seq !== null) this.confirmations.confirm(seq);
+        else {
+          log.warn({ bytes: message.length }, "dropped a malformed revocation confirmation");
+          status.onRejected?.();
+        }
         return;
       }
       if (ch !== channel) return;
       const event = parseEvent(message);
       if (!event) {
+        // Never its content: it is untrusted and may be huge.
         log.warn({ bytes: message.length }, "dropped a malformed revocation event");
+        status.onRejected?.();
         return;
       }
       try {

@@ -193,6 +193,8 @@ export interface FeedStatusListener {
   onLost(): void;
   /** subscribed again; the caller must resync from a snapshot before trusting its cache */
   onResumed(): void;
+  /** a message on the feed's channels was malformed or hostile and was dropped, never applied */
+  onRejected?(): void;
 }
 
 export interface Store {

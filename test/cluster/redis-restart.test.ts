@@ -11,6 +11,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TokenPair } from "../../shared/claims";
+import { hashPassword } from "../../server/auth/passwords";
+import { RedisStore } from "../../server/store/redis";
 import { call, register, uniqueName } from "../helpers/http";
 import { connect, emitAck, nextEvent, refusedCode, type TestSocket } from "../helpers/sockets";
 import { waitFor } from "../helpers/wait";
@@ -20,6 +22,7 @@ import {
   expectAlive,
   expectDropped,
   expectRefusedEverywhere,
+  redisClient,
   startCluster,
   waitReadyz,
   type LocalCluster,
@@ -130,5 +133,64 @@ describe("Redis stops, then restarts empty", () => {
     await waitReadyz(urls, 200, 15_000);
     await expectAcceptedEverywhere(urls, p);
     await expectAlive(s, p);
+  });
+
+  it("back empty with a player holding the admin's name: one reset revocation per node, ready again, one clear error; no revoke-all loop", async () => {
+    const [n1, n2] = urls as [string, string];
+    await waitReadyz(urls, 200, 15_000);
+    const before = await register(n1, uniqueName("pre"));
+    const s = await connect(n2, before.accessToken);
+    open.push(s);
+    const resetLines = () => cluster.nodes.map((n) => n.output.filter((l) => l.includes("store lost revocation state")).length);
+    const adminErrors = () => cluster.nodes.map((n) => n.output.filter((l) => l.includes('"level":50') && l.includes("ADMIN_USERNAME")).length);
+    const resetsBefore = resetLines();
+    const errorsBefore = adminErrors();
+
+    // Nodes frozen while Redis comes back empty, so the player takes the admin's name first.
+    for (const n of cluster.nodes) n.proc.kill("SIGSTOP");
+    try {
+      await cluster.redis.restart();
+      const store = await RedisStore.connect({ url: cluster.redis.url });
+      try {
+        const now = Date.now();
+        await store.createUser({
+          id: `squatter-${now}`,
+          username: cluster.admin.username,
+          role: "player",
+          passwordHash: await hashPassword("squatter-password"),
+          guest: false,
+          createdAt: now,
+          version: 0,
+          tokenValidAfter: 0,
+          ban: null,
+        });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      for (const n of cluster.nodes) n.proc.kill("SIGCONT");
+    }
+
+    await waitReadyz(urls, 200, 15_000);
+    await expectDropped(s, "revoked_all");
+    // Each node found the loss once and wrote one reset revocation: seq = one global event per node.
+    const r = redisClient(cluster.redis.url);
+    try {
+      const seqAtReady = Number(await r.get("gh:seq"));
+      expect(seqAtReady).toBeLessThanOrEqual(cluster.nodes.length);
+      // A loop re-runs the resync every 250 ms: watch a few of those periods (nothing to await here).
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(Number(await r.get("gh:seq"))).toBe(seqAtReady);
+    } finally {
+      r.disconnect();
+    }
+    await waitReadyz(urls, 200);
+    resetLines().forEach((n, i) => expect(n - resetsBefore[i]!, `node ${i + 1} found the loss once`).toBe(1));
+    await waitFor(() => adminErrors().every((n, i) => n - errorsBefore[i]! === 1), { message: "one admin error per node" });
+    // The name stays the player's (never promoted), and the cluster works.
+    expect((await call(n1, "POST", "/auth/login", { body: { username: cluster.admin.username, password: cluster.admin.password } })).status).toBe(401);
+    await expectRefusedEverywhere(urls, before, "TOKEN_REVOKED");
+    const fresh = await register(n2, uniqueName("post"));
+    await expectAcceptedEverywhere(urls, fresh);
   });
 });
