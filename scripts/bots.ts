@@ -4,12 +4,26 @@
  * Scripted guest players built on the client SDK: each logs in as a guest,
  * connects, joins one of the rooms, wanders about and chats now and then. A
  * one-line progress display (connected / revoked / errors / msgs per s) is
- * kept on stderr; Ctrl-C stops every bot cleanly. `runBots()` is the reusable
- * core (the benchmark harness calls it).
+ * kept on stderr; Ctrl-C stops every bot cleanly and signs its guests out.
+ * With `--accounts <file>` the bots play as registered accounts kept in that
+ * file and resume their sessions on the next run, so repeated runs create no
+ * accounts and make no logins. `runBots()` is the reusable core.
  */
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { exitOnHelp, parseCli } from "./lib/cli";
+import type { TokenPair } from "../shared/claims";
 import { ARENA, Events } from "../shared/protocol";
-import { GatehouseClient, GatehouseClientError } from "../client/sdk";
+import { GatehouseClient, GatehouseClientError, type TokenStorage } from "../client/sdk";
+
+/** A registered bot account, with its session kept between runs (a refresh on the next run instead of a login). */
+export interface BotAccount {
+  username: string;
+  password: string;
+  /** false until the account has been registered on the server */
+  registered: boolean;
+  pair?: TokenPair;
+}
 
 export interface BotOptions {
   /** the node to play on, e.g. http://127.0.0.1:3000 */
@@ -28,6 +42,13 @@ export interface BotOptions {
   concurrency?: number;
   /** stops the run early (Ctrl-C) */
   signal?: AbortSignal;
+  /**
+   * Play as these accounts, bot i as accounts[i] (missing entries are created
+   * and registered; the array is updated in place, sessions included, for the
+   * caller to persist). Their sessions are kept at the end, not logged out.
+   * Without it the bots are guests, logged out at the end.
+   */
+  accounts?: BotAccount[];
   /** called about twice a second with the running totals */
   onProgress?(stats: BotStats): void;
 }
@@ -49,6 +70,8 @@ export interface BotStats {
   revokedBy: Record<string, number>;
   /** the last error, for the display */
   lastError?: string;
+  /** guests logged out at the end */
+  signedOut: number;
   elapsedMs: number;
 }
 
@@ -65,8 +88,8 @@ export async function runBots(opts: BotOptions): Promise<BotStats> {
   if (!Number.isInteger(rooms) || rooms < 1) throw new TypeError("runBots: rooms must be a positive integer");
 
   const t0 = Date.now();
-  const stats: BotStats = { connected: 0, started: 0, revoked: 0, errors: 0, messages: 0, msgsPerSec: 0, revokedBy: {}, elapsedMs: 0 };
-  const clients: GatehouseClient[] = [];
+  const stats: BotStats = { connected: 0, started: 0, revoked: 0, errors: 0, messages: 0, msgsPerSec: 0, revokedBy: {}, elapsedMs: 0, signedOut: 0 };
+  const clients: { client: GatehouseClient; account: BotAccount | undefined }[] = [];
   const timers = new Set<ReturnType<typeof setInterval>>();
   let stopping = false;
 
@@ -97,8 +120,9 @@ export async function runBots(opts: BotOptions): Promise<BotStats> {
   }, PROGRESS_MS);
 
   async function startBot(i: number): Promise<void> {
-    const client = new GatehouseClient({ baseUrl: opts.url, device: `bot ${i}` });
-    clients.push(client);
+    const account = opts.accounts ? (opts.accounts[i] ??= newAccount()) : undefined;
+    const client = new GatehouseClient({ baseUrl: opts.url, device: `bot ${i}`, ...(account ? { storage: accountStorage(account) } : {}) });
+    clients.push({ client, account });
     stats.started++;
     let live = false;
     client.on("connect", () => {
@@ -121,7 +145,8 @@ export async function runBots(opts: BotOptions): Promise<BotStats> {
       }
     });
 
-    await client.guest(`bot ${i}`);
+    await signIn(client, account, `bot ${i}`);
+    if (stopping) return;
     const socket = await client.connect();
     const count = () => stats.messages++;
     for (const ev of [Events.STATE, Events.CHAT_MESSAGE, Events.PLAYER_JOINED, Events.PLAYER_LEFT] as const) socket.on(ev, count);
@@ -161,15 +186,78 @@ export async function runBots(opts: BotOptions): Promise<BotStats> {
       await startBot(i).catch(fail);
     }
   };
-  await Promise.race([Promise.all(Array.from({ length: Math.min(concurrency, opts.count) }, worker)), stopped]);
+  const workers = Promise.all(Array.from({ length: Math.min(concurrency, opts.count) }, worker));
   await stopped;
+  // Bots still signing in finish first, so none is left signed in behind the logouts.
+  await workers;
 
   clearInterval(progress);
   for (const t of timers) clearInterval(t);
-  for (const c of clients) c.close();
+  // Guests are logged out: nobody could ever use their sessions again. Accounts
+  // keep theirs (stopped, saved in the pair) for the next run.
+  const outcomes = await Promise.allSettled(
+    clients.map(async ({ client, account }) => {
+      if (account || !client.isLoggedIn) return client.close();
+      await client.logout();
+      stats.signedOut++;
+    }),
+  );
+  for (const o of outcomes) if (o.status === "rejected") fail(o.reason);
   stats.elapsedMs = Date.now() - t0;
   stats.connected = 0;
   return stats;
+}
+
+/** Guest, or the account: its last session if still alive (one refresh), else a login (or the first registration). */
+async function signIn(client: GatehouseClient, account: BotAccount | undefined, device: string): Promise<void> {
+  if (!account) {
+    await client.guest(device);
+    return;
+  }
+  if (client.isLoggedIn) {
+    try {
+      await client.refresh();
+      return;
+    } catch {
+      client.forget(); // revoked or expired since the last run
+    }
+  }
+  if (account.registered) {
+    await client.login(account.username, account.password, device);
+    return;
+  }
+  await client.register(account.username, account.password, device);
+  account.registered = true;
+}
+
+function newAccount(): BotAccount {
+  return { username: `bot-${randomBytes(6).toString("hex")}`, password: randomBytes(18).toString("base64url"), registered: false };
+}
+
+/** The SDK keeps the account's pair in the account itself (saved to the file at the end). */
+function accountStorage(account: BotAccount): TokenStorage {
+  return {
+    load: () => account.pair ?? null,
+    save: (pair) => {
+      if (pair) account.pair = pair;
+      else delete account.pair;
+    },
+  };
+}
+
+/** Reads `--accounts <file>` (a missing file = none yet). */
+export function loadAccounts(file: string): BotAccount[] {
+  if (!existsSync(file)) return [];
+  const data = JSON.parse(readFileSync(file, "utf8")) as { accounts?: unknown };
+  if (!Array.isArray(data.accounts)) throw new Error(`${file}: no "accounts" list`);
+  return data.accounts.filter(
+    (a): a is BotAccount => typeof a === "object" && a !== null && typeof a.username === "string" && typeof a.password === "string",
+  );
+}
+
+/** Passwords and refresh tokens: readable by the owner only. */
+export function saveAccounts(file: string, accounts: BotAccount[]): void {
+  writeFileSync(file, `${JSON.stringify({ accounts }, null, 2)}\n`, { mode: 0o600 });
 }
 
 function randomPoint(): { x: number; y: number } {
@@ -198,6 +286,11 @@ const USAGE = `usage: npm run bots -- --url http://127.0.0.1:3000 --count 200 [-
   --duration   seconds to run; 0 = until Ctrl-C (default 0)
   --moves      move requests per bot per second (default 5)
   --chat       mean seconds between a bot's chat lines; 0 = silent (default 15)
+  --accounts   a JSON file of bot accounts to play as (created if missing): no
+               guests, and the next run resumes their sessions instead of logging in
+
+Ctrl-C (or SIGTERM) stops the bots and logs the guests out; with --accounts the
+sessions are kept in the file for the next run.
 
 Many bots from one address trip the per-IP limits: start the server with
   RATE_LIMIT_LOGIN_IP=0 RATE_LIMIT_HANDSHAKE_IP=0 npm start
@@ -213,6 +306,7 @@ async function cli(): Promise<void> {
       duration: { type: "string", default: "0" },
       moves: { type: "string", default: "5" },
       chat: { type: "string", default: "15" },
+      accounts: { type: "string" },
     },
     USAGE,
   );
@@ -233,6 +327,15 @@ async function cli(): Promise<void> {
     movesPerSec: num("moves", values.moves, 0.1),
     chatEverySec: num("chat", values.chat, 0),
   };
+  const accountsFile = values.accounts;
+  if (accountsFile) {
+    try {
+      opts.accounts = loadAccounts(accountsFile);
+    } catch (err) {
+      console.error(`--accounts: cannot read ${accountsFile}: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  }
   const abort = new AbortController();
   let interrupted = 0;
   const onSignal = () => {
@@ -256,7 +359,11 @@ async function cli(): Promise<void> {
   console.error(`${count} bots -> ${opts.url}, ${opts.rooms} room(s)${opts.durationSec ? `, ${opts.durationSec} s` : ", Ctrl-C to stop"}`);
   const final = await runBots({ ...opts, signal: abort.signal, onProgress: show });
   if (tty) process.stderr.write("\r\x1b[2K");
+  if (accountsFile && opts.accounts) saveAccounts(accountsFile, opts.accounts);
   console.error(`done: ${formatProgress(final, count)}, ${final.messages} messages in all`);
+  console.error(
+    accountsFile ? `kept ${opts.accounts?.length ?? 0} account session(s) in ${accountsFile}` : `signed out ${final.signedOut} guest(s)`,
+  );
   process.exit(final.started === 0 ? 1 : 0);
 }
 

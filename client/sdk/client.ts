@@ -16,158 +16,16 @@
  * on `session:revoked` and reports why, and adopts the new pair after its own
  * password change. See docs/client.md.
  */
-import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
-import type { PublicUser, TokenPair } from "../shared/claims";
-import { ErrorCode, errorMessage, type WireError } from "../shared/errors";
-import {
-  Events,
-  RevocationReason,
-  reasonText,
-  type Ack,
-  type AuditEntry,
-  type ChatMessage,
-  type OnlinePlayer,
-  type PlayerView,
-  type RoomView,
-  type SessionRevokedPayload,
-  type SessionView,
-  type StatePayload,
-} from "../shared/protocol";
-import { TypedEmitter } from "./emitter";
-
-// ---------------------------------------------------------------- errors
-
-/** Failures that happen on the client's side of the wire (no server code exists for them). */
-export const ClientErrorCode = {
-  /** the server could not be reached (fetch failed, socket transport error) */
-  NETWORK: "NETWORK_ERROR",
-  /** a request or an acknowledgement did not arrive in time */
-  TIMEOUT: "TIMEOUT",
-} as const;
-export type ClientErrorCode = ErrorCode | (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
-
-const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
-const isErrorCode = (v: unknown): v is ErrorCode => typeof v === "string" && KNOWN_CODES.has(v);
-
-/** Every failure the SDK reports: HTTP errors, refused handshakes, failed acks. Look at `code`. */
-export class GatehouseClientError extends Error {
-  override name = "GatehouseClientError";
-  constructor(
-    /** a code from shared/errors.ts, or NETWORK_ERROR / TIMEOUT */
-    readonly code: ClientErrorCode,
-    message: string = isErrorCode(code) ? errorMessage[code] : code,
-    /** the HTTP status, for HTTP failures */
-    readonly status?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-
-  /** From a `{code, message}` wire error (HTTP body, ack, connect_error data). */
-  static fromWire(error: unknown, status?: number): GatehouseClientError {
-    const e = (typeof error === "object" && error !== null ? error : {}) as Partial<WireError>;
-    const code = isErrorCode(e.code) ? e.code : ErrorCode.INTERNAL;
-    const message = typeof e.message === "string" && e.message ? e.message : errorMessage[code];
-    return new GatehouseClientError(code, message, status);
-  }
-
-  /** From a socket.io `connect_error`: `err.data = {code, message}`, or `err.message` = the code. */
-  static fromConnectError(err: Error & { data?: unknown }): GatehouseClientError {
-    const data = err.data as Partial<WireError> | undefined;
-    if (data && isErrorCode(data.code)) return GatehouseClientError.fromWire(data);
-    if (isErrorCode(err.message)) return new GatehouseClientError(err.message);
-    return new GatehouseClientError(ClientErrorCode.NETWORK, `Could not connect: ${err.message}`, undefined, { cause: err });
-  }
-}
-
-// ---------------------------------------------------------------- storage
-
-/** Where the client keeps its token pair (synchronous, like Web Storage). */
-export interface TokenStorage {
-  load(): TokenPair | null;
-  save(pair: TokenPair | null): void;
-}
-
-/** The default: process memory only (Node, bots, tests). */
-export function memoryStorage(initial: TokenPair | null = null): TokenStorage {
-  let pair = initial;
-  return {
-    load: () => pair,
-    save: (next) => {
-      pair = next;
-    },
-  };
-}
-
-/**
- * Web Storage. Pages use `sessionStorage` (one session per tab): a refresh
- * token must never be shared by two tabs that refresh independently (the
- * second rotation would be seen as reuse and revoke the session).
- */
-export function webStorage(store: Pick<Storage, "getItem" | "setItem" | "removeItem">, key = "gatehouse.session"): TokenStorage {
-  return {
-    load: () => {
-      try {
-        const raw = store.getItem(key);
-        const pair: unknown = raw ? JSON.parse(raw) : null;
-        return isTokenPair(pair) ? pair : null;
-      } catch {
-        return null;
-      }
-    },
-    save: (pair) => {
-      if (pair) store.setItem(key, JSON.stringify(pair));
-      else store.removeItem(key);
-    },
-  };
-}
-
-function isTokenPair(v: unknown): v is TokenPair {
-  if (typeof v !== "object" || v === null) return false;
-  const p = v as Record<string, unknown>;
-  const user = p.user as Record<string, unknown> | undefined;
-  return (
-    typeof p.accessToken === "string" &&
-    typeof p.refreshToken === "string" &&
-    typeof p.sessionId === "string" &&
-    typeof p.expiresIn === "number" &&
-    typeof user === "object" &&
-    user !== null &&
-    typeof user.id === "string" &&
-    typeof user.username === "string"
-  );
-}
-
-// ---------------------------------------------------------------- socket typing
-
-export type PlayerLeft = Pick<PlayerView, "playerId" | "userId" | "username">;
-export type PlayerJoined = PlayerLeft & Partial<Pick<PlayerView, "x" | "y">>;
-export interface JoinedRoom {
-  room: RoomView;
-  you: PlayerView;
-}
-
-/** Events the server sends (contract section 4). */
-export interface ServerToClientEvents {
-  [Events.SESSION_REVOKED]: (p: SessionRevokedPayload) => void;
-  [Events.STATE]: (p: StatePayload) => void;
-  [Events.PLAYER_JOINED]: (p: PlayerJoined) => void;
-  [Events.PLAYER_LEFT]: (p: PlayerLeft) => void;
-  [Events.CHAT_MESSAGE]: (p: ChatMessage) => void;
-}
-
-/** Events the client sends, with their acks. */
-export interface ClientToServerEvents {
-  [Events.AUTH_REFRESH]: (p: { token: string }, ack: (a: Ack<{ expiresAt: number }>) => void) => void;
-  [Events.ROOM_JOIN]: (p: { roomId: string }, ack: (a: Ack<JoinedRoom>) => void) => void;
-  [Events.ROOM_LEAVE]: (p: Record<string, never>, ack: (a: Ack) => void) => void;
-  [Events.MOVE]: (p: { x: number; y: number }) => void;
-  [Events.CHAT_SEND]: (p: { text: string }, ack: (a: Ack) => void) => void;
-}
-
-export type GameSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-
-// ---------------------------------------------------------------- client
+import type { PublicUser, TokenPair } from "../../shared/claims";
+import { ErrorCode } from "../../shared/errors";
+import { Events, RevocationReason, reasonText, type SessionRevokedPayload, type SessionView } from "../../shared/protocol";
+import { TypedEmitter } from "../emitter";
+import { AdminApi } from "./admin";
+import { ClientErrorCode, GatehouseClientError } from "./errors";
+import { httpJson } from "./http";
+import { ConnectWaiters, emitWithAck, openSocket, type GameSocket, type JoinedRoom, type SocketIoOptions } from "./socket";
+import { memoryStorage, type TokenStorage } from "./storage";
+import { decodeAccessToken, unref, withLock } from "./tokens";
 
 /** Why the session ended, as surfaced by the `revoked` event. */
 export interface RevokedEvent {
@@ -203,7 +61,7 @@ export interface GatehouseClientOptions {
   /** how long `connect()` waits through transient failures before rejecting (default 10 000 ms) */
   connectTimeoutMs?: number;
   /** extra socket.io options (transports and auth are the SDK's) */
-  socketOptions?: Partial<ManagerOptions & SocketOptions>;
+  socketOptions?: SocketIoOptions;
   /** injectable for tests and other runtimes (default: global fetch) */
   fetch?: typeof fetch;
   /** injectable clock, epoch ms (default Date.now) */
@@ -218,11 +76,6 @@ interface PasswordChange {
   done: Promise<void>;
 }
 
-interface Waiter {
-  resolve(s: GameSocket): void;
-  reject(e: GatehouseClientError): void;
-}
-
 /** Refresh failures after which the session cannot continue. */
 const TERMINAL_REFRESH: Partial<Record<ClientErrorCode, RevocationReason>> = {
   [ErrorCode.REFRESH_REUSED]: RevocationReason.REFRESH_REUSED,
@@ -235,33 +88,6 @@ const MAX_EXPIRY_RECOVERIES = 2;
 
 /** Longest delay setTimeout honours (2^31-1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const unref = (t: ReturnType<typeof setTimeout>) => {
-  if (typeof t === "object" && t !== null && "unref" in t) (t as { unref(): void }).unref();
-};
-
-/** Decodes (does NOT verify: the server does) the timing claims of an access token. */
-export function decodeAccessToken(token: string): { exp: number; iat: number; sid?: string; sub?: string } | null {
-  try {
-    const part = token.split(".")[1];
-    if (!part) return null;
-    const b64 = part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "=");
-    const claims = JSON.parse(atob(b64)) as Record<string, unknown>;
-    if (typeof claims.exp !== "number" || typeof claims.iat !== "number") return null;
-    return claims as { exp: number; iat: number; sid?: string; sub?: string };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Runs `fn` under a cross-tab lock where the Web Locks API exists (browsers,
- * secure contexts), so tabs sharing one storage rotate a refresh token one at a time.
- */
-async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;
-  if (!locks || typeof locks.request !== "function") return fn();
-  return (await locks.request(name, () => fn())) as T;
-}
 
 export class GatehouseClient extends TypedEmitter<ClientEvents> {
   readonly baseUrl: string;
@@ -283,7 +109,7 @@ export class GatehouseClient extends TypedEmitter<ClientEvents> {
   private inflight: Promise<TokenPair> | null = null;
   private sock: GameSocket | undefined;
   private handshakeToken: string | undefined;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new ConnectWaiters();
   private retryingExpired = false;
   private expiryRecoveries = 0;
   /** set while this client changes its own password: its own `password_changed` is not a revocation */
@@ -564,65 +390,30 @@ export class GatehouseClient extends TypedEmitter<ClientEvents> {
     if (!s) s = this.sock = this.createSocket();
     if (s.connected) return Promise.resolve(s);
     if (!s.active) s.connect();
-    const socket = s;
-    return new Promise<GameSocket>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new GatehouseClientError(ClientErrorCode.TIMEOUT, "Could not connect in time; still trying."));
-      }, this.opts.connectTimeoutMs);
-      unref(timer);
-      const waiter: Waiter = {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      if (socket.connected) waiter.resolve(socket);
-      else this.waiters.push(waiter);
-    });
-  }
-
-  private settleWaiters(outcome: { socket: GameSocket } | { error: GatehouseClientError }): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) {
-      if ("socket" in outcome) w.resolve(outcome.socket);
-      else w.reject(outcome.error);
-    }
+    return this.waiters.wait(this.opts.connectTimeoutMs);
   }
 
   private createSocket(): GameSocket {
-    const socket: GameSocket = io(this.baseUrl, {
-      ...this.opts.socketOptions,
-      // Own manager per client: io() would otherwise share one socket between clients.
-      forceNew: true,
-      transports: ["websocket"],
-      // A function, so a reconnection presents the token current THEN (pitfall 7).
-      auth: (cb: (data: object) => void) => {
-        this.freshAccessToken().then(
-          (token) => {
-            this.handshakeToken = token;
-            cb({ token });
-          },
-          (err: unknown) => {
-            // A refresh that failed for good ends the session here too; otherwise
-            // hand over what we have and let the server refuse with its code.
-            this.onRefreshFailure(err, this.pair);
-            cb({ token: this.pair?.accessToken ?? "" });
-          },
-        );
-      },
+    const socket = openSocket(this.baseUrl, this.opts.socketOptions, (cb) => {
+      this.freshAccessToken().then(
+        (token) => {
+          this.handshakeToken = token;
+          cb({ token });
+        },
+        (err: unknown) => {
+          // A refresh that failed for good ends the session here too; otherwise
+          // hand over what we have and let the server refuse with its code.
+          this.onRefreshFailure(err, this.pair);
+          cb({ token: this.pair?.accessToken ?? "" });
+        },
+      );
     });
 
     socket.on("connect", () => {
       this.retryingExpired = false;
       // A refresh landed while the handshake was in flight: renew in band at once.
       if (this.pair && this.handshakeToken !== this.pair.accessToken) void this.pushToSocket(this.pair.accessToken);
-      this.settleWaiters({ socket });
+      this.waiters.settle({ socket });
       this.emit("connect");
     });
     socket.on("disconnect", (reason) => this.emit("disconnect", reason));
@@ -637,13 +428,13 @@ export class GatehouseClient extends TypedEmitter<ClientEvents> {
           },
           (re: unknown) => {
             const failure = re instanceof GatehouseClientError ? re : e;
-            this.settleWaiters({ error: failure });
+            this.waiters.settle({ error: failure });
             this.onRefreshFailure(failure, this.pair);
           },
         );
         return;
       }
-      if (!socket.active) this.settleWaiters({ error: e });
+      if (!socket.active) this.waiters.settle({ error: e });
       this.emit("error", e);
     });
     socket.on(Events.SESSION_REVOKED, (p) => this.onSessionRevoked(socket, p));
@@ -688,7 +479,7 @@ export class GatehouseClient extends TypedEmitter<ClientEvents> {
     const s = this.sock;
     this.sock = undefined;
     s?.disconnect();
-    this.settleWaiters({ error: reason });
+    this.waiters.settle({ error: reason });
   }
 
   /**
@@ -737,18 +528,8 @@ export class GatehouseClient extends TypedEmitter<ClientEvents> {
     await this.ack(Events.CHAT_SEND, { text });
   }
 
-  private async ack<T extends object>(event: string, payload: unknown): Promise<T> {
-    const s = this.sock;
-    if (!s?.connected) throw new GatehouseClientError(ClientErrorCode.NETWORK, "Not connected.");
-    let reply: Ack<T>;
-    try {
-      // The typed emitters are per event; this one generic path casts once.
-      reply = (await (s.timeout(this.opts.ackTimeoutMs) as unknown as Socket).emitWithAck(event, payload)) as Ack<T>;
-    } catch (err) {
-      throw new GatehouseClientError(ClientErrorCode.TIMEOUT, `No acknowledgement for ${event}.`, undefined, { cause: err });
-    }
-    if (!reply || typeof reply !== "object" || reply.ok !== true) throw GatehouseClientError.fromWire((reply as { error?: unknown } | undefined)?.error);
-    return reply;
+  private ack<T extends object>(event: string, payload: unknown): Promise<T> {
+    return emitWithAck<T>(this.sock, event, payload, this.opts.ackTimeoutMs);
   }
 
   // ------------------------------------------------------------ plumbing
@@ -792,81 +573,7 @@ export class GatehouseClient extends TypedEmitter<ClientEvents> {
   }
 
   /** Plain JSON over fetch; errors become GatehouseClientError. */
-  private async http<T>(method: string, path: string, opts: { body?: unknown; token?: string } = {}): Promise<T> {
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (opts.body !== undefined) headers["content-type"] = "application/json";
-    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-    let res: Response;
-    try {
-      res = await this.fetchFn(this.baseUrl + path, {
-        method,
-        headers,
-        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        signal: AbortSignal.timeout(this.opts.requestTimeoutMs),
-      });
-    } catch (err) {
-      const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-      throw new GatehouseClientError(
-        timedOut ? ClientErrorCode.TIMEOUT : ClientErrorCode.NETWORK,
-        timedOut ? `${method} ${path} timed out.` : `Could not reach the server (${method} ${path}).`,
-        undefined,
-        { cause: err },
-      );
-    }
-    const text = res.status === 204 ? "" : await res.text().catch(() => "");
-    let data: unknown;
-    try {
-      data = text ? JSON.parse(text) : undefined;
-    } catch {
-      data = undefined;
-    }
-    if (!res.ok) return Promise.reject(GatehouseClientError.fromWire((data as { error?: unknown } | undefined)?.error, res.status));
-    return data as T;
+  private http<T>(method: string, path: string, opts: { body?: unknown; token?: string } = {}): Promise<T> {
+    return httpJson<T>({ fetch: this.fetchFn, baseUrl: this.baseUrl, timeoutMs: this.opts.requestTimeoutMs }, method, path, opts);
   }
 }
-
-/** `client.admin.*`: the admin routes. A non-admin gets FORBIDDEN (403). */
-export class AdminApi {
-  constructor(private readonly client: GatehouseClient) {}
-
-  /** Players online across the cluster, with their sessions and nodes. */
-  players(): Promise<OnlinePlayer[]> {
-    return this.client.request<OnlinePlayer[]>("GET", "/admin/players");
-  }
-
-  /** Revokes every session of the user (reason `kicked`); they may log in again. */
-  async kick(userId: string, reason?: string): Promise<void> {
-    await this.client.request("POST", `/admin/users/${encodeURIComponent(userId)}/kick`, reason ? { reason } : {});
-  }
-
-  /** Like kick (reason `banned`), and login/refresh refused until unbanned or `until`. */
-  async ban(userId: string, opts: { reason?: string; until?: Date | string } = {}): Promise<void> {
-    const until = opts.until instanceof Date ? opts.until.toISOString() : opts.until;
-    await this.client.request("POST", `/admin/users/${encodeURIComponent(userId)}/ban`, {
-      ...(opts.reason ? { reason: opts.reason } : {}),
-      ...(until ? { until } : {}),
-    });
-  }
-
-  async unban(userId: string): Promise<void> {
-    await this.client.request("DELETE", `/admin/users/${encodeURIComponent(userId)}/ban`);
-  }
-
-  /** Revokes one session (reason `session_revoked`). */
-  async revokeSession(sessionId: string, reason?: string): Promise<void> {
-    await this.client.request("POST", `/admin/sessions/${encodeURIComponent(sessionId)}/revoke`, reason ? { reason } : {});
-  }
-
-  /** Every token issued before now dies, this admin's included (reason `revoked_all`). */
-  async revokeAll(): Promise<void> {
-    await this.client.request("POST", "/admin/revoke-all", {});
-  }
-
-  /** Newest admin actions first (limit 1-500, default 50). */
-  audit(limit = 50): Promise<AuditEntry[]> {
-    return this.client.request<AuditEntry[]>("GET", `/admin/audit?limit=${encodeURIComponent(String(limit))}`);
-  }
-}
-
-export { Events, RevocationReason, reasonText, ErrorCode };
-export type { TokenPair, PublicUser, SessionView, OnlinePlayer, AuditEntry, PlayerView, RoomView, StatePayload, ChatMessage };
