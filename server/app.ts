@@ -118,7 +118,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const presence: Presence = redis ? new RedisPresence(redis, config.nodeId, log) : new MemoryPresence();
 
   // ---- auth ----
-  const tokens = new TokenService(config.jwtSecret, { issuer: config.jwtIssuer, audience: config.jwtAudience, accessTtlMs: config.accessTokenTtlMs }, clock);
+  const tokens = new TokenService(config.jwtSecret, { issuer: config.jwtIssuer, audience: config.jwtAudience, accessTtlMs: config.accessTokenTtlMs, previousSecrets: config.jwtSecretPrevious }, clock);
   revocations = new Revocations(store, cache, clock, log, {
     nodeId: config.nodeId,
     // Marks must outlive every token they cover, including the exp clock tolerance.

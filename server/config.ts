@@ -25,6 +25,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** HS256 signing key bytes (random per process in embedded mode) */
   jwtSecret: Buffer;
+  /** earlier signing keys (JWT_SECRET_PREVIOUS), accepted for verification only; empty by default */
+  jwtSecretPrevious: Buffer[];
   /** true when JWT_SECRET was generated because none was given */
   jwtSecretGenerated: boolean;
   jwtIssuer: string;
@@ -102,6 +104,17 @@ const EnvSchema = z.object({
     .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
     .optional(),
   JWT_SECRET: z.string().min(32, "must be at least 32 bytes").optional(),
+  JWT_SECRET_PREVIOUS: z
+    .string()
+    .transform((v, ctx) => {
+      const keys = v.split(",").map((k) => k.trim());
+      if (keys.some((k) => Buffer.byteLength(k, "utf8") < 32)) {
+        ctx.addIssue({ code: "custom", message: "JWT_SECRET_PREVIOUS must be comma-separated keys of at least 32 bytes each" });
+        return z.NEVER;
+      }
+      return keys.map((k) => Buffer.from(k, "utf8"));
+    })
+    .optional(),
   JWT_ISSUER: z.string().min(1).default("gatehouse"),
   JWT_AUDIENCE: z.string().min(1).default("gatehouse-game"),
   ACCESS_TOKEN_TTL: duration("ACCESS_TOKEN_TTL", "15m", 1000),
@@ -137,6 +150,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.REDIS_URL && !e.JWT_SECRET) {
     throw new ConfigError("invalid configuration: JWT_SECRET is required (>= 32 bytes) when REDIS_URL is set");
   }
+  if (e.JWT_SECRET_PREVIOUS && !e.JWT_SECRET) {
+    throw new ConfigError("invalid configuration: JWT_SECRET_PREVIOUS needs JWT_SECRET (the key that signs now)");
+  }
   if (Boolean(e.ADMIN_USERNAME) !== Boolean(e.ADMIN_PASSWORD)) {
     throw new ConfigError("invalid configuration: ADMIN_USERNAME and ADMIN_PASSWORD must be set together");
   }
@@ -146,6 +162,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     nodeId: e.NODE_ID ?? `${hostname()}:${e.PORT}`,
     redisUrl: e.REDIS_URL,
     jwtSecret: e.JWT_SECRET ? Buffer.from(e.JWT_SECRET, "utf8") : randomBytes(32),
+    jwtSecretPrevious: e.JWT_SECRET_PREVIOUS ?? [],
     jwtSecretGenerated: !e.JWT_SECRET,
     jwtIssuer: e.JWT_ISSUER,
     jwtAudience: e.JWT_AUDIENCE,

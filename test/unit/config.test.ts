@@ -40,9 +40,17 @@ describe("config", () => {
     [{ ADMIN_USERNAME: "boss" }, "ADMIN_PASSWORD"],
     [{ REVOCATION_MAX_STALENESS: "-1" }, "REVOCATION_MAX_STALENESS"],
     [{ TRUST_PROXY: "garbage!!" }, "TRUST_PROXY"],
+    [{ JWT_SECRET: "k".repeat(32), JWT_SECRET_PREVIOUS: `${"o".repeat(32)},short` }, "JWT_SECRET_PREVIOUS"],
+    [{ JWT_SECRET_PREVIOUS: "o".repeat(32) }, "JWT_SECRET_PREVIOUS"],
   ])("refuses %o naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("reads earlier signing keys as a list", () => {
+    expect(loadConfig({}).jwtSecretPrevious).toEqual([]);
+    const c = loadConfig({ JWT_SECRET: "k".repeat(32), JWT_SECRET_PREVIOUS: `${"a".repeat(32)}, ${"b".repeat(40)}` });
+    expect(c.jwtSecretPrevious.map((b) => b.toString())).toEqual(["a".repeat(32), "b".repeat(40)]);
   });
 
   it("accepts the trust proxy forms express knows", () => {
