@@ -41,10 +41,20 @@ export interface Config {
   /** how long an out-of-sync node keeps admitting on cached revocation state, ms (default 5s) */
   revocationMaxStalenessMs: number;
   logLevel: string;
+  /** failed logins + wrong old passwords per username AND client address (default 10/15m) */
   rateLimitLoginUser: RateLimit;
+  /** failed logins per username from addresses that have not logged into it in 30 days, all together (default 100/1h) */
+  rateLimitLoginUserNewAddress: RateLimit;
+  /** login + register + guest calls per client address (default 100/15m) */
   rateLimitLoginIp: RateLimit;
+  /** socket.io handshakes per client address (default 600/1m) */
   rateLimitHandshakeIp: RateLimit;
+  /** POST /auth/refresh calls per client address (default 300/1m) */
+  rateLimitRefreshIp: RateLimit;
+  /** refresh calls per session (default 30/1m) */
   rateLimitRefreshSession: RateLimit;
+  /** GET /sessions + DELETE /sessions/:id per user (default 60/1m) */
+  rateLimitSessionsUser: RateLimit;
   /** origins allowed for HTTP and socket.io; empty = same origin only */
   corsOrigins: string[];
   /** express `trust proxy` value; undefined = do not trust */
@@ -124,9 +134,12 @@ const EnvSchema = z.object({
   REVOCATION_MAX_STALENESS: duration("REVOCATION_MAX_STALENESS", "5s", 0),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   RATE_LIMIT_LOGIN_USER: rateLimit("RATE_LIMIT_LOGIN_USER", "10/15m"),
+  RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: rateLimit("RATE_LIMIT_LOGIN_USER_NEW_ADDRESS", "100/1h"),
   RATE_LIMIT_LOGIN_IP: rateLimit("RATE_LIMIT_LOGIN_IP", "100/15m"),
   RATE_LIMIT_HANDSHAKE_IP: rateLimit("RATE_LIMIT_HANDSHAKE_IP", "600/1m"),
+  RATE_LIMIT_REFRESH_IP: rateLimit("RATE_LIMIT_REFRESH_IP", "300/1m"),
   RATE_LIMIT_REFRESH_SESSION: rateLimit("RATE_LIMIT_REFRESH_SESSION", "30/1m"),
+  RATE_LIMIT_SESSIONS_USER: rateLimit("RATE_LIMIT_SESSIONS_USER", "60/1m"),
   CORS_ORIGINS: z.string().optional(),
   TRUST_PROXY: z.string().optional(),
 });
@@ -173,9 +186,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     revocationMaxStalenessMs: e.REVOCATION_MAX_STALENESS,
     logLevel: e.LOG_LEVEL,
     rateLimitLoginUser: e.RATE_LIMIT_LOGIN_USER,
+    rateLimitLoginUserNewAddress: e.RATE_LIMIT_LOGIN_USER_NEW_ADDRESS,
     rateLimitLoginIp: e.RATE_LIMIT_LOGIN_IP,
     rateLimitHandshakeIp: e.RATE_LIMIT_HANDSHAKE_IP,
+    rateLimitRefreshIp: e.RATE_LIMIT_REFRESH_IP,
     rateLimitRefreshSession: e.RATE_LIMIT_REFRESH_SESSION,
+    rateLimitSessionsUser: e.RATE_LIMIT_SESSIONS_USER,
     corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean) : [],
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
   });

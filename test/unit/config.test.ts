@@ -12,6 +12,9 @@ describe("config", () => {
     expect(c.revocationMaxStalenessMs).toBe(5000);
     expect(c.jwtSecret.length).toBe(32);
     expect(c.rateLimitLoginUser).toEqual({ points: 10, durationSec: 900 });
+    expect(c.rateLimitLoginUserNewAddress).toEqual({ points: 100, durationSec: 3600 });
+    expect(c.rateLimitRefreshIp).toEqual({ points: 300, durationSec: 60 });
+    expect(c.rateLimitSessionsUser).toEqual({ points: 60, durationSec: 60 });
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -36,6 +39,7 @@ describe("config", () => {
     [{ JWT_SECRET: "short" }, "JWT_SECRET"],
     [{ ACCESS_TOKEN_TTL: "forever" }, "ACCESS_TOKEN_TTL"],
     [{ RATE_LIMIT_LOGIN_IP: "many" }, "RATE_LIMIT_LOGIN_IP"],
+    [{ RATE_LIMIT_REFRESH_IP: "1/forever" }, "RATE_LIMIT_REFRESH_IP"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ ADMIN_USERNAME: "boss" }, "ADMIN_PASSWORD"],
     [{ REVOCATION_MAX_STALENESS: "-1" }, "REVOCATION_MAX_STALENESS"],
