@@ -8,7 +8,7 @@ import { sessionIdOfRefreshToken } from "../auth/tokens";
 import type { UserDirectory } from "../auth/user-directory";
 import type { Revocations } from "../revocation/revocations";
 import { claimsOf, requireAuth } from "./auth-middleware";
-import { consume, withFailureBudget, type RateLimits } from "./rate-limits";
+import { addressKey, consume, withFailureBudget, type RateLimits } from "./rate-limits";
 import { parse } from "./validate";
 
 export interface AuthRoutesDeps {
@@ -50,6 +50,8 @@ export function authRoutes(d: AuthRoutesDeps): Router {
   });
 
   r.post("/refresh", async (req, res) => {
+    // Per address, before anything else: one address must not rotate (or probe) without bound.
+    await consume(d.limits.refreshIp, addressKey(req.ip));
     const body = parse(RefreshBody, req.body);
     const sessionId = sessionIdOfRefreshToken(body.refreshToken);
     if (!sessionId) throw new GatehouseError(ErrorCode.REFRESH_INVALID);

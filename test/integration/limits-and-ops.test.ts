@@ -152,6 +152,15 @@ describe("rate limits", () => {
     b.close();
   });
 
+  it("refresh calls per client address, spent by garbage tokens too", async () => {
+    const n = await proxiedNode({ RATE_LIMIT_REFRESH_IP: "3/1m" });
+    const pair = await register(n.url);
+    const refresh = (address: string, refreshToken: string) => call(n.url, "POST", "/auth/refresh", { body: { refreshToken }, headers: from(address) });
+    for (let i = 0; i < 3; i++) expect((await refresh("2001:db8:9:9::1", `garbage-${i}`)).status).toBe(401);
+    expectLimited(await refresh("2001:db8:9:9::2", pair.refreshToken)); // same /64
+    expect((await refresh("198.51.100.60", pair.refreshToken)).status).toBe(200);
+  });
+
   it("refresh calls per session", async () => {
     const n = await node({ RATE_LIMIT_REFRESH_SESSION: "2/1m" });
     let pair: TokenPair = await register(n.url);
