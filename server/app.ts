@@ -203,7 +203,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   app.use(opsRoutes({ metrics, readiness, nodeId: config.nodeId }));
   // Pages before the API routers: the admin API guards everything under /admin, the page included.
   app.use(pageRoutes(deps.publicDir ?? path.join(process.cwd(), "dist", "public")));
-  app.use(sessionRoutes({ check, store, users, presence, revocations, clock }));
+  app.use(sessionRoutes({ check, store, users, presence, revocations, clock, limits }));
   app.use("/auth", authRoutes({ accounts, check, revocations, limits, users }));
   app.use("/admin", adminRoutes({ check, store, presence, revocations, clock }));
   app.use((_req, _res, next) => next(new GatehouseError(ErrorCode.NOT_FOUND)));

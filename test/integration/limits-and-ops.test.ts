@@ -161,6 +161,17 @@ describe("rate limits", () => {
     expect((await refresh("198.51.100.60", pair.refreshToken)).status).toBe(200);
   });
 
+  it("GET /sessions and DELETE /sessions/:id per user: a burst gets 429 with Retry-After, other users are unaffected", async () => {
+    const n = await node({ RATE_LIMIT_SESSIONS_USER: "5/1m" });
+    const user = await register(n.url);
+    const burst = await Promise.all(Array.from({ length: 8 }, () => call(n.url, "GET", "/sessions", { token: user.accessToken })));
+    expect(burst.filter((r) => r.status === 200)).toHaveLength(5);
+    for (const r of burst.filter((r) => r.status !== 200)) expectLimited(r);
+    expectLimited(await call(n.url, "DELETE", `/sessions/${user.sessionId}`, { token: user.accessToken }));
+    const other = await register(n.url);
+    expect((await call(n.url, "GET", "/sessions", { token: other.accessToken })).status).toBe(200);
+  });
+
   it("refresh calls per session", async () => {
     const n = await node({ RATE_LIMIT_REFRESH_SESSION: "2/1m" });
     let pair: TokenPair = await register(n.url);
