@@ -34,7 +34,7 @@ if (!Number.isInteger(basePort) || basePort < 1 || basePort + count > 65535) {
 }
 
 const noLimits: Record<string, string> = values["no-limits"]
-  ? { RATE_LIMIT_LOGIN_IP: "0", RATE_LIMIT_HANDSHAKE_IP: "0", RATE_LIMIT_LOGIN_USER: "0", RATE_LIMIT_REFRESH_SESSION: "0" }
+  ? { RATE_LIMIT_LOGIN_IP: "0", RATE_LIMIT_HANDSHAKE_IP: "0", RATE_LIMIT_LOGIN_USER: "0", RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: "0", RATE_LIMIT_REFRESH_IP: "0", RATE_LIMIT_REFRESH_SESSION: "0", RATE_LIMIT_SESSIONS_USER: "0" }
   : {};
 const cluster = await startLocalCluster({ nodes: count, basePort, echo: values.verbose, env: noLimits });
 

@@ -118,7 +118,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const presence: Presence = redis ? new RedisPresence(redis, config.nodeId, log) : new MemoryPresence();
 
   // ---- auth ----
-  const tokens = new TokenService(config.jwtSecret, { issuer: config.jwtIssuer, audience: config.jwtAudience, accessTtlMs: config.accessTokenTtlMs }, clock);
+  const tokens = new TokenService(config.jwtSecret, { issuer: config.jwtIssuer, audience: config.jwtAudience, accessTtlMs: config.accessTokenTtlMs, previousSecrets: config.jwtSecretPrevious }, clock);
   revocations = new Revocations(store, cache, clock, log, {
     nodeId: config.nodeId,
     // Marks must outlive every token they cover, including the exp clock tolerance.
@@ -218,8 +218,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   app.use(opsRoutes({ metrics, readiness, nodeId: config.nodeId }));
   // Pages before the API routers: the admin API guards everything under /admin, the page included.
   app.use(pageRoutes(deps.publicDir ?? path.join(process.cwd(), "dist", "public")));
-  app.use(sessionRoutes({ check, store, users, presence, revocations, clock }));
-  app.use("/auth", authRoutes({ accounts, check, revocations, limits }));
+  app.use(sessionRoutes({ check, store, users, presence, revocations, clock, limits }));
+  app.use("/auth", authRoutes({ accounts, check, revocations, limits, users }));
   app.use("/admin", adminRoutes({ check, store, presence, revocations, clock }));
   app.use((_req, _res, next) => next(new GatehouseError(ErrorCode.NOT_FOUND)));
   app.use(errorHandler(log));

@@ -25,6 +25,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** HS256 signing key bytes (random per process in embedded mode) */
   jwtSecret: Buffer;
+  /** earlier signing keys (JWT_SECRET_PREVIOUS), accepted for verification only; empty by default */
+  jwtSecretPrevious: Buffer[];
   /** true when JWT_SECRET was generated because none was given */
   jwtSecretGenerated: boolean;
   jwtIssuer: string;
@@ -41,10 +43,20 @@ export interface Config {
   /** how long an out-of-sync node keeps admitting on cached revocation state, ms (default 5s) */
   revocationMaxStalenessMs: number;
   logLevel: string;
+  /** failed logins + wrong old passwords per username AND client address (default 10/15m) */
   rateLimitLoginUser: RateLimit;
+  /** failed logins per username from addresses that have not logged into it in 30 days, all together (default 100/1h) */
+  rateLimitLoginUserNewAddress: RateLimit;
+  /** login + register + guest calls per client address (default 100/15m) */
   rateLimitLoginIp: RateLimit;
+  /** socket.io handshakes per client address (default 600/1m) */
   rateLimitHandshakeIp: RateLimit;
+  /** POST /auth/refresh calls per client address (default 300/1m) */
+  rateLimitRefreshIp: RateLimit;
+  /** refresh calls per session (default 30/1m) */
   rateLimitRefreshSession: RateLimit;
+  /** GET /sessions + DELETE /sessions/:id per user (default 60/1m) */
+  rateLimitSessionsUser: RateLimit;
   /** origins allowed for HTTP and socket.io; empty = same origin only */
   corsOrigins: string[];
   /** express `trust proxy` value; undefined = do not trust */
@@ -104,6 +116,17 @@ const EnvSchema = z.object({
     .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
     .optional(),
   JWT_SECRET: z.string().min(32, "must be at least 32 bytes").optional(),
+  JWT_SECRET_PREVIOUS: z
+    .string()
+    .transform((v, ctx) => {
+      const keys = v.split(",").map((k) => k.trim());
+      if (keys.some((k) => Buffer.byteLength(k, "utf8") < 32)) {
+        ctx.addIssue({ code: "custom", message: "JWT_SECRET_PREVIOUS must be comma-separated keys of at least 32 bytes each" });
+        return z.NEVER;
+      }
+      return keys.map((k) => Buffer.from(k, "utf8"));
+    })
+    .optional(),
   JWT_ISSUER: z.string().min(1).default("gatehouse"),
   JWT_AUDIENCE: z.string().min(1).default("gatehouse-game"),
   ACCESS_TOKEN_TTL: duration("ACCESS_TOKEN_TTL", "15m", 1000),
@@ -114,9 +137,12 @@ const EnvSchema = z.object({
   REVOCATION_MAX_STALENESS: duration("REVOCATION_MAX_STALENESS", "5s", 0),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   RATE_LIMIT_LOGIN_USER: rateLimit("RATE_LIMIT_LOGIN_USER", "10/15m"),
+  RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: rateLimit("RATE_LIMIT_LOGIN_USER_NEW_ADDRESS", "100/1h"),
   RATE_LIMIT_LOGIN_IP: rateLimit("RATE_LIMIT_LOGIN_IP", "100/15m"),
   RATE_LIMIT_HANDSHAKE_IP: rateLimit("RATE_LIMIT_HANDSHAKE_IP", "600/1m"),
+  RATE_LIMIT_REFRESH_IP: rateLimit("RATE_LIMIT_REFRESH_IP", "300/1m"),
   RATE_LIMIT_REFRESH_SESSION: rateLimit("RATE_LIMIT_REFRESH_SESSION", "30/1m"),
+  RATE_LIMIT_SESSIONS_USER: rateLimit("RATE_LIMIT_SESSIONS_USER", "60/1m"),
   CORS_ORIGINS: z.string().optional(),
   TRUST_PROXY: z.string().optional(),
 });
@@ -140,6 +166,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.REDIS_URL && !e.JWT_SECRET) {
     throw new ConfigError("invalid configuration: JWT_SECRET is required (>= 32 bytes) when REDIS_URL is set");
   }
+  if (e.JWT_SECRET_PREVIOUS && !e.JWT_SECRET) {
+    throw new ConfigError("invalid configuration: JWT_SECRET_PREVIOUS needs JWT_SECRET (the key that signs now)");
+  }
   if (Boolean(e.ADMIN_USERNAME) !== Boolean(e.ADMIN_PASSWORD)) {
     throw new ConfigError("invalid configuration: ADMIN_USERNAME and ADMIN_PASSWORD must be set together");
   }
@@ -149,6 +178,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     nodeId: e.NODE_ID ?? `${hostname()}:${e.PORT}`,
     redisUrl: e.REDIS_URL,
     jwtSecret: e.JWT_SECRET ? Buffer.from(e.JWT_SECRET, "utf8") : randomBytes(32),
+    jwtSecretPrevious: e.JWT_SECRET_PREVIOUS ?? [],
     jwtSecretGenerated: !e.JWT_SECRET,
     jwtIssuer: e.JWT_ISSUER,
     jwtAudience: e.JWT_AUDIENCE,
@@ -160,9 +190,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     revocationMaxStalenessMs: e.REVOCATION_MAX_STALENESS,
     logLevel: e.LOG_LEVEL,
     rateLimitLoginUser: e.RATE_LIMIT_LOGIN_USER,
+    rateLimitLoginUserNewAddress: e.RATE_LIMIT_LOGIN_USER_NEW_ADDRESS,
     rateLimitLoginIp: e.RATE_LIMIT_LOGIN_IP,
     rateLimitHandshakeIp: e.RATE_LIMIT_HANDSHAKE_IP,
+    rateLimitRefreshIp: e.RATE_LIMIT_REFRESH_IP,
     rateLimitRefreshSession: e.RATE_LIMIT_REFRESH_SESSION,
+    rateLimitSessionsUser: e.RATE_LIMIT_SESSIONS_USER,
     corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean) : [],
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
   });

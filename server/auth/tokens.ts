@@ -45,16 +45,26 @@ export interface IssueInput {
   issuedAt?: number;
 }
 
+export interface TokenOptions {
+  issuer: string;
+  audience: string;
+  accessTtlMs: number;
+  /** earlier signing keys (JWT_SECRET_PREVIOUS), accepted for verification only */
+  previousSecrets?: readonly Buffer[];
+}
+
 export class TokenService {
   /** Built once: jsonwebtoken with a KeyObject is ~40x faster than with a string secret. */
   private readonly key: KeyObject;
+  private readonly previousKeys: readonly KeyObject[];
 
   constructor(
     secret: Buffer,
-    private readonly opts: { issuer: string; audience: string; accessTtlMs: number },
+    private readonly opts: TokenOptions,
     private readonly clock: Clock,
   ) {
     this.key = createSecretKey(secret);
+    this.previousKeys = (opts.previousSecrets ?? []).map((s) => createSecretKey(s));
   }
 
   get accessTtlSec(): number {
@@ -94,20 +104,43 @@ export class TokenService {
     if (token.length > MAX_TOKEN_BYTES || !JWT_SHAPE.test(token)) return { ok: false, code: ErrorCode.TOKEN_INVALID };
     if (!this.headerAcceptable(token)) return { ok: false, code: ErrorCode.TOKEN_INVALID };
     let payload: unknown;
+    const options: jwt.VerifyOptions & { complete?: false } = {
+      algorithms: ["HS256"],
+      issuer: this.opts.issuer,
+      audience: this.opts.audience,
+      clockTolerance: CLOCK_TOLERANCE_SEC,
+      clockTimestamp: Math.floor(this.clock.now() / 1000),
+    };
     try {
-      payload = jwt.verify(token, this.key, {
-        algorithms: ["HS256"],
-        issuer: this.opts.issuer,
-        audience: this.opts.audience,
-        clockTolerance: CLOCK_TOLERANCE_SEC,
-        clockTimestamp: Math.floor(this.clock.now() / 1000),
-      });
+      payload = this.verifyWithAnyKey(token, options);
     } catch (err) {
       return { ok: false, code: err instanceof jwt.TokenExpiredError ? ErrorCode.TOKEN_EXPIRED : ErrorCode.TOKEN_INVALID };
     }
     const parsed = ClaimsSchema.safeParse(payload);
     if (!parsed.success) return { ok: false, code: ErrorCode.TOKEN_INVALID };
     return { ok: true, claims: parsed.data };
+  }
+
+  /**
+   * The current key first; earlier keys only when its signature did not match, so the hot path
+   * (tokens signed with the current key) costs one HMAC whatever JWT_SECRET_PREVIOUS holds.
+   * jsonwebtoken checks the signature before the claims, so an old-key token past its exp still
+   * reaches TokenExpiredError under its own key.
+   */
+  private verifyWithAnyKey(token: string, options: jwt.VerifyOptions & { complete?: false }): unknown {
+    try {
+      return jwt.verify(token, this.key, options);
+    } catch (err) {
+      if (!isBadSignature(err) || this.previousKeys.length === 0) throw err;
+    }
+    for (const key of this.previousKeys) {
+      try {
+        return jwt.verify(token, key, options);
+      } catch (err) {
+        if (!isBadSignature(err)) throw err;
+      }
+    }
+    throw new jwt.JsonWebTokenError("invalid signature");
   }
 
   private headerAcceptable(token: string): boolean {
@@ -122,6 +155,10 @@ export class TokenService {
       return false;
     }
   }
+}
+
+function isBadSignature(err: unknown): boolean {
+  return err instanceof jwt.JsonWebTokenError && err.message === "invalid signature";
 }
 
 /**

@@ -5,9 +5,10 @@ import { CredentialsBody, GuestBody, PasswordChangeBody, RefreshBody, RegisterBo
 import type { Accounts } from "../auth/accounts";
 import type { LiveTokenCheck } from "../auth/check";
 import { CLOCK_TOLERANCE_SEC, sessionIdOfRefreshToken } from "../auth/tokens";
+import type { UserDirectory } from "../auth/user-directory";
 import type { Revocations } from "../revocation/revocations";
 import { claimsOf, requireAuth } from "./auth-middleware";
-import { consume, requireBudget, spend, withFailureBudget, type RateLimits } from "./rate-limits";
+import { addressKey, consume, requireBudget, spend, withFailureBudget, type RateLimits } from "./rate-limits";
 import { parse } from "./validate";
 
 export interface AuthRoutesDeps {
@@ -15,6 +16,7 @@ export interface AuthRoutesDeps {
   check: LiveTokenCheck;
   revocations: Revocations;
   limits: RateLimits;
+  users: UserDirectory;
 }
 
 const DEFAULT_DEVICE = "unknown device";
@@ -33,7 +35,7 @@ export function authRoutes(d: AuthRoutesDeps): Router {
   r.post("/login", async (req, res) => {
     await consume(d.limits.loginIp, ip(req));
     const body = parse(CredentialsBody, req.body);
-    const user = await withFailureBudget(d.limits.loginUser, body.username.toLowerCase(), async () => {
+    const user = await withFailureBudget(d.limits, body.username, req.ip, async () => {
       const found = await d.accounts.verifyCredentials(body.username, body.password);
       if (!found) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
       return found;
@@ -48,6 +50,8 @@ export function authRoutes(d: AuthRoutesDeps): Router {
   });
 
   r.post("/refresh", async (req, res) => {
+    // Per address, before anything else: one address must not rotate (or probe) without bound.
+    await consume(d.limits.refreshIp, addressKey(req.ip));
     const body = parse(RefreshBody, req.body);
     const sessionId = sessionIdOfRefreshToken(body.refreshToken);
     if (!sessionId) throw new GatehouseError(ErrorCode.REFRESH_INVALID);
@@ -81,8 +85,10 @@ export function authRoutes(d: AuthRoutesDeps): Router {
     const c = claimsOf(req);
     const body = parse(PasswordChangeBody, req.body);
     // The old password is a secret a stolen access token must not be able to guess at leisure
-    // (nor burn scrypt CPU with): the failed-login budget, per user.
-    res.json(await withFailureBudget(d.limits.loginUser, `password:${c.sub}`, () => d.accounts.changePassword(c.sub, c.sid, body.oldPassword, body.newPassword)));
+    // (nor burn scrypt CPU with): the login's failure budget, same key, so guesses add up.
+    const username = await d.users.usernameOf(c.sub);
+    if (username === null) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
+    res.json(await withFailureBudget(d.limits, username, req.ip, () => d.accounts.changePassword(c.sub, c.sid, body.oldPassword, body.newPassword)));
   });
 
   return r;

@@ -9,6 +9,7 @@ import type { Presence } from "../realtime/presence";
 import type { Revocations } from "../revocation/revocations";
 import type { Store } from "../store/store";
 import { claimsOf, requireAuth } from "./auth-middleware";
+import { consume, type RateLimits } from "./rate-limits";
 import { parse } from "./validate";
 
 export interface SessionRoutesDeps {
@@ -18,6 +19,7 @@ export interface SessionRoutesDeps {
   presence: Presence;
   revocations: Revocations;
   clock: Clock;
+  limits: Pick<RateLimits, "sessionsUser">;
 }
 
 export function sessionRoutes(d: SessionRoutesDeps): Router {
@@ -32,11 +34,11 @@ export function sessionRoutes(d: SessionRoutesDeps): Router {
     res.json({ id: c.sub, username, role: c.role });
   });
 
-
   r.get("/sessions", auth, async (req, res) => {
     const c = claimsOf(req);
-    const [sessions, online] = await Promise.all([d.store.listSessions(c.sub, d.clock.now()), d.presence.list()]);
-    const onlineSessions = new Set(online.filter((p) => p.userId === c.sub).map((p) => p.sessionId));
+    // Per user: each call reads the store and the cluster's presence.
+    await consume(d.limits.sessionsUser, c.sub);
+    const [sessions, onlineSessions] = await Promise.all([d.store.listSessions(c.sub, d.clock.now()), d.presence.sessionsOnline(c.sub)]);
     const view: SessionView[] = sessions.map((s) => ({
       sessionId: s.id,
       device: s.device,
@@ -50,6 +52,7 @@ export function sessionRoutes(d: SessionRoutesDeps): Router {
 
   r.delete("/sessions/:sessionId", auth, async (req, res) => {
     const c = claimsOf(req);
+    await consume(d.limits.sessionsUser, c.sub);
     const sessionId = parse(IdParam, req.params.sessionId);
     const session = await d.store.getSession(sessionId);
     // 404 for someone else's session too: do not reveal that it exists.

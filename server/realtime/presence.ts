@@ -2,10 +2,19 @@
  * Who is online, across the cluster, for /admin/players and the `online` flag
  * of GET /sessions. Embedded mode: this node's sockets. Redis mode: one hash per
  * node with a short expiry refreshed by a heartbeat, so a dead node's players
- * vanish within PRESENCE_TTL_MS (pitfall 4: no fetchSockets, no JWTs over Redis).
+ * vanish within PRESENCE_TTL_MS (pitfall 4: no fetchSockets, no JWTs over Redis),
+ * plus a per-user index so one user's view costs that user's sockets, not the cluster's.
+ *
+ * Redis keys:
+ *   <prefix>presence:nodes            zset   nodeId -> last heartbeat (ms)
+ *   <prefix>presence:<nodeId>         hash   socketId -> PresenceEntry JSON; PRESENCE_TTL_MS, refreshed by the heartbeat
+ *   <prefix>presence:user:<userId>    hash   socketId -> "<nodeId> <sessionId>"; USER_INDEX_TTL_MS, refreshed by every
+ *                                            node holding one of its sockets. An entry counts only while its node's
+ *                                            hash still holds that socket, so a dead node's entries vanish with it.
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { addTo, removeFrom } from "../util/multimap";
 
 export interface PresenceEntry {
   socketId: string;
@@ -20,37 +29,53 @@ export interface PresenceEntry {
 export interface Presence {
   add(entry: PresenceEntry): void;
   remove(socketId: string): void;
-  /** every online socket in the cluster */
+  /** every online socket in the cluster (admin view) */
   list(): Promise<PresenceEntry[]>;
+  /** the session ids of `userId` with a live socket anywhere in the cluster; costs that user's sockets only */
+  sessionsOnline(userId: string): Promise<Set<string>>;
   close(): Promise<void>;
 }
 
 export class MemoryPresence implements Presence {
   protected readonly local = new Map<string, PresenceEntry>();
+  /** userId -> socket ids on this node */
+  protected readonly byUser = new Map<string, Set<string>>();
   add(entry: PresenceEntry): void {
     this.local.set(entry.socketId, entry);
+    addTo(this.byUser, entry.userId, entry.socketId);
   }
   remove(socketId: string): void {
+    const entry = this.local.get(socketId);
+    if (!entry) return;
     this.local.delete(socketId);
+    removeFrom(this.byUser, entry.userId, socketId);
   }
   async list(): Promise<PresenceEntry[]> {
     return [...this.local.values()];
   }
+  async sessionsOnline(userId: string): Promise<Set<string>> {
+    return new Set([...(this.byUser.get(userId) ?? [])].map((id) => this.local.get(id)!.sessionId));
+  }
   async close(): Promise<void> {
     this.local.clear();
+    this.byUser.clear();
   }
 }
 
 export const PRESENCE_TTL_MS = 6000;
 const HEARTBEAT_MS = 2000;
 const FLUSH_MS = 50;
+/** Per-user index keys outlive a dead node by at most this; live nodes refresh theirs every USER_INDEX_REFRESH_MS. */
+const USER_INDEX_TTL_MS = 10 * 60_000;
+const USER_INDEX_REFRESH_MS = 60_000;
 
 export class RedisPresence extends MemoryPresence {
   private readonly key: string;
   private readonly nodesKey: string;
   private readonly timer: NodeJS.Timeout;
-  /** socket id -> entry to write, or null to delete */
-  private readonly pending = new Map<string, PresenceEntry | null>();
+  private readonly userIndexTimer: NodeJS.Timeout;
+  /** socket id -> the entry and whether it is to be written or deleted */
+  private readonly pending = new Map<string, { entry: PresenceEntry; live: boolean }>();
   private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -63,6 +88,7 @@ export class RedisPresence extends MemoryPresence {
     this.key = `${prefix}presence:${nodeId}`;
     this.nodesKey = `${prefix}presence:nodes`;
     this.timer = setInterval(() => this.heartbeat(), HEARTBEAT_MS).unref();
+    this.userIndexTimer = setInterval(() => this.refreshUserIndex(), USER_INDEX_REFRESH_MS).unref();
     // After Redis comes back (possibly empty), write everything we hold again.
     redis.on("ready", () => this.rewrite());
     this.heartbeat();
@@ -70,20 +96,26 @@ export class RedisPresence extends MemoryPresence {
 
   override add(entry: PresenceEntry): void {
     super.add(entry);
-    this.queue(entry.socketId, entry);
+    this.queue(entry, true);
   }
 
   override remove(socketId: string): void {
+    const entry = this.local.get(socketId);
+    if (!entry) return;
     super.remove(socketId);
-    this.queue(socketId, null);
+    this.queue(entry, false);
+  }
+
+  private userKey(userId: string): string {
+    return `${this.prefix}presence:user:${userId}`;
   }
 
   /**
    * Presence changes are written in batches every FLUSH_MS: one MULTI per
    * connect was a large share of a handshake's cost (measured by npm run bench).
    */
-  private queue(socketId: string, entry: PresenceEntry | null): void {
-    this.pending.set(socketId, entry);
+  private queue(entry: PresenceEntry, live: boolean): void {
+    this.pending.set(entry.socketId, { entry, live });
     this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_MS);
   }
 
@@ -91,13 +123,19 @@ export class RedisPresence extends MemoryPresence {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.pending.size === 0) return;
-    const batch = [...this.pending];
+    const batch = [...this.pending.values()];
     this.pending.clear();
-    const added = batch.filter(([, e]) => e !== null).flatMap(([id, e]) => [id, JSON.stringify(e)]);
-    const removed = batch.filter(([, e]) => e === null).map(([id]) => id);
+    const added = batch.filter((p) => p.live).flatMap(({ entry }) => [entry.socketId, JSON.stringify(entry)]);
+    const removed = batch.filter((p) => !p.live).map(({ entry }) => entry.socketId);
+    // One transaction for both structures: the user index never names a socket the node hash lacks
+    // for longer than this batch.
     const m = this.redis.multi();
     if (added.length > 0) m.hset(this.key, ...added);
     if (removed.length > 0) m.hdel(this.key, ...removed);
+    for (const { entry, live } of batch) {
+      if (live) m.hset(this.userKey(entry.userId), entry.socketId, `${entry.nodeId} ${entry.sessionId}`).pexpire(this.userKey(entry.userId), USER_INDEX_TTL_MS);
+      else m.hdel(this.userKey(entry.userId), entry.socketId);
+    }
     await m
       .pexpire(this.key, PRESENCE_TTL_MS)
       .exec()
@@ -125,11 +163,41 @@ export class RedisPresence extends MemoryPresence {
     return out;
   }
 
+  /**
+   * O(that user's sockets): the user's index, then one HEXISTS per entry on its node's hash, which
+   * expires with the node's heartbeat (a dead node's entries stop counting as they do in list()).
+   */
+  override async sessionsOnline(userId: string): Promise<Set<string>> {
+    await this.flush(); // our own latest changes first
+    const index = await this.redis.hgetall(this.userKey(userId));
+    const entries = Object.entries(index).map(([socketId, value]) => {
+      const cut = value.lastIndexOf(" "); // session ids have no space; node ids may
+      return { socketId, nodeId: value.slice(0, cut), sessionId: value.slice(cut + 1) };
+    });
+    if (entries.length === 0) return new Set();
+    const pipeline = this.redis.pipeline();
+    for (const e of entries) pipeline.hexists(`${this.prefix}presence:${e.nodeId}`, e.socketId);
+    const replies = (await pipeline.exec()) ?? [];
+    const online = new Set<string>();
+    const dead: string[] = [];
+    entries.forEach((e, i) => {
+      const [err, exists] = replies[i] ?? [null, 0];
+      if (err || exists === 1) online.add(e.sessionId); // an unreadable entry counts as online: the view errs that way
+      else dead.push(e.socketId);
+    });
+    // Socket ids are never reused, so a dead entry can be dropped without racing a live one.
+    if (dead.length > 0) void this.redis.hdel(this.userKey(userId), ...dead).catch(() => undefined);
+    return online;
+  }
+
   override async close(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.userIndexTimer);
     clearTimeout(this.flushTimer);
     this.pending.clear();
-    await this.redis.multi().del(this.key).zrem(this.nodesKey, this.nodeId).exec().catch(() => undefined);
+    const m = this.redis.multi().del(this.key).zrem(this.nodesKey, this.nodeId);
+    for (const e of this.local.values()) m.hdel(this.userKey(e.userId), e.socketId);
+    await m.exec().catch(() => undefined);
     await super.close();
   }
 
@@ -144,9 +212,20 @@ export class RedisPresence extends MemoryPresence {
       .catch(() => undefined);
   }
 
+  /** Keeps the index keys of users with a socket here from expiring (a dead node's ones do, in time). */
+  private refreshUserIndex(): void {
+    if (this.byUser.size === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const userId of this.byUser.keys()) pipeline.pexpire(this.userKey(userId), USER_INDEX_TTL_MS);
+    pipeline.exec().catch(() => undefined);
+  }
+
   private rewrite(): void {
     const m = this.redis.multi().del(this.key);
-    for (const e of this.local.values()) m.hset(this.key, e.socketId, JSON.stringify(e));
+    for (const e of this.local.values()) {
+      m.hset(this.key, e.socketId, JSON.stringify(e));
+      m.hset(this.userKey(e.userId), e.socketId, `${e.nodeId} ${e.sessionId}`).pexpire(this.userKey(e.userId), USER_INDEX_TTL_MS);
+    }
     m.pexpire(this.key, PRESENCE_TTL_MS)
       .exec()
       .then(() => this.heartbeat())

@@ -18,6 +18,9 @@ export const NO_LIMITS = {
   RATE_LIMIT_LOGIN_IP: "0",
   RATE_LIMIT_HANDSHAKE_IP: "0",
   RATE_LIMIT_REFRESH_SESSION: "0",
+  RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: "0",
+  RATE_LIMIT_REFRESH_IP: "0",
+  RATE_LIMIT_SESSIONS_USER: "0",
 };
 
 export type { LocalCluster, NodeProcess };

@@ -23,6 +23,9 @@ export const NO_LIMITS = {
   RATE_LIMIT_LOGIN_IP: "0",
   RATE_LIMIT_HANDSHAKE_IP: "0",
   RATE_LIMIT_REFRESH_SESSION: "0",
+  RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: "0",
+  RATE_LIMIT_REFRESH_IP: "0",
+  RATE_LIMIT_SESSIONS_USER: "0",
 };
 
 export async function startNode(env: Record<string, string | undefined> = {}, opts: { clock?: Clock } = {}): Promise<TestNode> {

@@ -1,8 +1,9 @@
 /** Rate limits, ops endpoints, metrics, and the promise that no secret reaches the logs. */
 import { afterAll, describe, expect, it } from "vitest";
 import type { TokenPair } from "../../shared/claims";
-import { call, register, uniqueName } from "../helpers/http";
+import { call, register, uniqueName, type Reply } from "../helpers/http";
 import { startNode, type TestNode } from "../helpers/node";
+import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { connect, refusedCode } from "../helpers/sockets";
 
 const nodes: TestNode[] = [];
@@ -11,8 +12,93 @@ async function node(env: Record<string, string> = {}) {
   nodes.push(n);
   return n;
 }
+let redis: RedisProcess | undefined;
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.close()));
+  await redis?.stop();
+});
+
+/** A node behind one trusted proxy hop on its own Redis (limits cluster-wide), so a test picks the client address. */
+async function proxiedNode(env: Record<string, string> = {}) {
+  redis ??= await startRedis();
+  return node({ REDIS_URL: redis.url, TRUST_PROXY: "1", ...env });
+}
+const from = (address: string) => ({ "x-forwarded-for": address });
+const loginFrom = (url: string, address: string, username: string, password: string): Promise<Reply> =>
+  call(url, "POST", "/auth/login", { body: { username, password }, headers: from(address) });
+const expectLimited = (r: Reply) => {
+  expect(r.status).toBe(429);
+  expect(r.body.error.code).toBe("RATE_LIMITED");
+  expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(0);
+};
+
+describe("failed-login budget per username AND address", () => {
+  it("ten wrong passwords from one address refuse that address only: the owner elsewhere logs in", async () => {
+    const n = await proxiedNode({ RATE_LIMIT_LOGIN_USER: "10/15m" });
+    const user = await register(n.url);
+    const name = user.user.username;
+    for (let i = 0; i < 10; i++) expect((await loginFrom(n.url, "198.51.100.10", name, `wrong-pass-${i}`)).status).toBe(401);
+    expectLimited(await loginFrom(n.url, "198.51.100.10", name, "password-123"));
+    expect((await loginFrom(n.url, "198.51.100.11", name, "password-123")).status).toBe(200);
+    // The attacker's address stays refused after the owner's success elsewhere.
+    expectLimited(await loginFrom(n.url, "198.51.100.10", name.toUpperCase(), "password-123"));
+  });
+
+  it("the admin account cannot be locked out from another address either", async () => {
+    const n = await proxiedNode({ RATE_LIMIT_LOGIN_USER: "10/15m" });
+    for (let i = 0; i < 10; i++) expect((await loginFrom(n.url, "198.51.100.20", "admin", `wrong-pass-${i}`)).status).toBe(401);
+    expectLimited(await loginFrom(n.url, "198.51.100.20", "admin", "admin-password-1"));
+    const ok = await loginFrom(n.url, "198.51.100.21", "admin", "admin-password-1");
+    expect(ok.status).toBe(200);
+    expect(ok.body.user.role).toBe("admin");
+  });
+
+  it("password change guesses and login guesses from one address share one budget", async () => {
+    const n = await proxiedNode({ RATE_LIMIT_LOGIN_USER: "4/15m" });
+    const user = await register(n.url);
+    const name = user.user.username;
+    const change = (address: string, oldPassword: string) =>
+      call(n.url, "POST", "/auth/password", { token: user.accessToken, body: { oldPassword, newPassword: "new-password-1" }, headers: from(address) });
+    expect((await loginFrom(n.url, "198.51.100.30", name, "wrong-pass-1")).status).toBe(401);
+    expect((await change("198.51.100.30", "wrong-pass-2")).status).toBe(401);
+    expect((await loginFrom(n.url, "198.51.100.30", name, "wrong-pass-3")).status).toBe(401);
+    expect((await change("198.51.100.30", "wrong-pass-4")).status).toBe(401);
+    expectLimited(await change("198.51.100.30", "password-123"));
+    expectLimited(await loginFrom(n.url, "198.51.100.30", name, "password-123"));
+    // The same token from another address has its own budget; the right password works and clears it.
+    expect((await change("198.51.100.31", "wrong-pass-5")).status).toBe(401);
+    expect((await change("198.51.100.31", "password-123")).status).toBe(200);
+  });
+
+  it("IPv6 addresses share the budget per /64, and an IPv4-mapped address is its IPv4 one", async () => {
+    const n = await proxiedNode({ RATE_LIMIT_LOGIN_USER: "3/15m" });
+    const user = await register(n.url);
+    const name = user.user.username;
+    expect((await loginFrom(n.url, "2001:db8:1:2::1", name, "wrong-pass-1")).status).toBe(401);
+    expect((await loginFrom(n.url, "2001:db8:1:2:aaaa:bbbb:cccc:dddd", name, "wrong-pass-2")).status).toBe(401);
+    expect((await loginFrom(n.url, "2001:0db8:0001:0002::ffff", name, "wrong-pass-3")).status).toBe(401);
+    expectLimited(await loginFrom(n.url, "2001:db8:1:2::99", name, "password-123"));
+    expect((await loginFrom(n.url, "2001:db8:1:3::1", name, "password-123")).status).toBe(200);
+
+    const other = await register(n.url);
+    for (let i = 0; i < 3; i++) expect((await loginFrom(n.url, "::ffff:198.51.100.40", other.user.username, `wrong-pass-${i}`)).status).toBe(401);
+    expectLimited(await loginFrom(n.url, "198.51.100.40", other.user.username, "password-123"));
+  });
+
+  it("guessing from many addresses hits a per-username ceiling that spares addresses the owner logged in from", async () => {
+    const n = await proxiedNode({ RATE_LIMIT_LOGIN_USER: "10/15m", RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: "5/15m" });
+    const user = await register(n.url);
+    const name = user.user.username;
+    expect((await loginFrom(n.url, "198.51.100.50", name, "password-123")).status).toBe(200); // the owner's usual address
+    for (let i = 0; i < 5; i++) expect((await loginFrom(n.url, `203.0.113.${i + 1}`, name, "wrong-password")).status).toBe(401);
+    // The ceiling is spent: every new address is refused, even with the right password...
+    expectLimited(await loginFrom(n.url, "203.0.113.99", name, "wrong-password"));
+    expectLimited(await loginFrom(n.url, "203.0.113.98", name, "password-123"));
+    // ...but the owner's known address is not, nor is another account.
+    expect((await loginFrom(n.url, "198.51.100.50", name, "password-123")).status).toBe(200);
+    const other = await register(n.url);
+    expect((await loginFrom(n.url, "203.0.113.99", other.user.username, "password-123")).status).toBe(200);
+  });
 });
 
 describe("rate limits", () => {
@@ -47,21 +133,6 @@ describe("rate limits", () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(15);
   });
 
-  it("password change guesses spend the per-user failed-login budget; a success clears it", async () => {
-    const n = await node({ RATE_LIMIT_LOGIN_USER: "3/15m" });
-    const user = await register(n.url);
-    const guess = (oldPassword: string) => call(n.url, "POST", "/auth/password", { token: user.accessToken, body: { oldPassword, newPassword: "new-password-1" } });
-    expect((await guess("wrong-1")).status).toBe(401);
-    expect((await guess("wrong-2")).status).toBe(401);
-    const right = await guess("password-123");
-    expect(right.status).toBe(200); // third attempt, the right one: allowed, and the count starts over
-    const again = (oldPassword: string) => call(n.url, "POST", "/auth/password", { token: right.body.accessToken, body: { oldPassword, newPassword: "new-password-2" } });
-    for (let i = 0; i < 3; i++) expect((await again(`wrong-${i}`)).status).toBe(401);
-    const blocked = await again("new-password-1");
-    expect(blocked.status).toBe(429);
-    expect(blocked.body.error.code).toBe("RATE_LIMITED");
-  });
-
   it("login, register and guest calls per IP", async () => {
     const n = await node({ RATE_LIMIT_LOGIN_IP: "4/1m" });
     for (let i = 0; i < 4; i++) expect((await call(n.url, "POST", "/auth/guest", { body: {} })).status).toBe(201);
@@ -79,6 +150,26 @@ describe("rate limits", () => {
     expect(third.message).toBe("RATE_LIMITED");
     a.close();
     b.close();
+  });
+
+  it("refresh calls per client address, spent by garbage tokens too", async () => {
+    const n = await proxiedNode({ RATE_LIMIT_REFRESH_IP: "3/1m" });
+    const pair = await register(n.url);
+    const refresh = (address: string, refreshToken: string) => call(n.url, "POST", "/auth/refresh", { body: { refreshToken }, headers: from(address) });
+    for (let i = 0; i < 3; i++) expect((await refresh("2001:db8:9:9::1", `garbage-${i}`)).status).toBe(401);
+    expectLimited(await refresh("2001:db8:9:9::2", pair.refreshToken)); // same /64
+    expect((await refresh("198.51.100.60", pair.refreshToken)).status).toBe(200);
+  });
+
+  it("GET /sessions and DELETE /sessions/:id per user: a burst gets 429 with Retry-After, other users are unaffected", async () => {
+    const n = await node({ RATE_LIMIT_SESSIONS_USER: "5/1m" });
+    const user = await register(n.url);
+    const burst = await Promise.all(Array.from({ length: 8 }, () => call(n.url, "GET", "/sessions", { token: user.accessToken })));
+    expect(burst.filter((r) => r.status === 200)).toHaveLength(5);
+    for (const r of burst.filter((r) => r.status !== 200)) expectLimited(r);
+    expectLimited(await call(n.url, "DELETE", `/sessions/${user.sessionId}`, { token: user.accessToken }));
+    const other = await register(n.url);
+    expect((await call(n.url, "GET", "/sessions", { token: other.accessToken })).status).toBe(200);
   });
 
   it("refresh calls per session", async () => {

@@ -108,3 +108,28 @@ describe("the token check", () => {
     expect(reads).toEqual(["s1"]);
   });
 });
+
+describe("key rotation (JWT_SECRET_PREVIOUS)", () => {
+  const OLD = Buffer.alloc(32, 1);
+  const NEW = Buffer.alloc(32, 2);
+  const opts = { issuer: "gatehouse", audience: "gatehouse-game", accessTtlMs: 60_000 };
+  const clock = { t: 1_700_000_000_500, now() { return this.t; } };
+  const signWith = (secret: Buffer) => new TokenService(secret, opts, clock).issue({ userId: "u1", sessionId: "s1", role: "player", version: 0, notBeforeIat: 0 }).token;
+
+  it("accepts a token signed with an earlier key only while that key is listed", () => {
+    const old = signWith(OLD);
+    expect(new TokenService(NEW, { ...opts, previousSecrets: [Buffer.alloc(32, 9), OLD] }, clock).verifySignedClaims(old)).toMatchObject({ ok: true, claims: { sub: "u1" } });
+    expect(new TokenService(NEW, opts, clock).verifySignedClaims(old)).toEqual({ ok: false, code: "TOKEN_INVALID" });
+    // The current key still verifies its own tokens with earlier keys listed.
+    expect(new TokenService(NEW, { ...opts, previousSecrets: [OLD] }, clock).verifySignedClaims(signWith(NEW)).ok).toBe(true);
+  });
+
+  it("an expired token signed with an earlier key says TOKEN_EXPIRED; a signature no key makes is TOKEN_INVALID", () => {
+    const old = signWith(OLD);
+    const later = { ...clock, t: clock.t + 60_000 + 6_000 };
+    expect(new TokenService(NEW, { ...opts, previousSecrets: [OLD] }, later).verifySignedClaims(old)).toEqual({ ok: false, code: "TOKEN_EXPIRED" });
+    const forged = signWith(Buffer.alloc(32, 3));
+    expect(new TokenService(NEW, { ...opts, previousSecrets: [OLD] }, clock).verifySignedClaims(forged)).toEqual({ ok: false, code: "TOKEN_INVALID" });
+    expect(new TokenService(NEW, { ...opts, previousSecrets: [OLD] }, later).verifySignedClaims(forged)).toEqual({ ok: false, code: "TOKEN_INVALID" });
+  });
+});

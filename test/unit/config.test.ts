@@ -12,6 +12,9 @@ describe("config", () => {
     expect(c.revocationMaxStalenessMs).toBe(5000);
     expect(c.jwtSecret.length).toBe(32);
     expect(c.rateLimitLoginUser).toEqual({ points: 10, durationSec: 900 });
+    expect(c.rateLimitLoginUserNewAddress).toEqual({ points: 100, durationSec: 3600 });
+    expect(c.rateLimitRefreshIp).toEqual({ points: 300, durationSec: 60 });
+    expect(c.rateLimitSessionsUser).toEqual({ points: 60, durationSec: 60 });
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -36,13 +39,22 @@ describe("config", () => {
     [{ JWT_SECRET: "short" }, "JWT_SECRET"],
     [{ ACCESS_TOKEN_TTL: "forever" }, "ACCESS_TOKEN_TTL"],
     [{ RATE_LIMIT_LOGIN_IP: "many" }, "RATE_LIMIT_LOGIN_IP"],
+    [{ RATE_LIMIT_REFRESH_IP: "1/forever" }, "RATE_LIMIT_REFRESH_IP"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ ADMIN_USERNAME: "boss" }, "ADMIN_PASSWORD"],
     [{ REVOCATION_MAX_STALENESS: "-1" }, "REVOCATION_MAX_STALENESS"],
     [{ TRUST_PROXY: "garbage!!" }, "TRUST_PROXY"],
+    [{ JWT_SECRET: "k".repeat(32), JWT_SECRET_PREVIOUS: `${"o".repeat(32)},short` }, "JWT_SECRET_PREVIOUS"],
+    [{ JWT_SECRET_PREVIOUS: "o".repeat(32) }, "JWT_SECRET_PREVIOUS"],
   ])("refuses %o naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("reads earlier signing keys as a list", () => {
+    expect(loadConfig({}).jwtSecretPrevious).toEqual([]);
+    const c = loadConfig({ JWT_SECRET: "k".repeat(32), JWT_SECRET_PREVIOUS: `${"a".repeat(32)}, ${"b".repeat(40)}` });
+    expect(c.jwtSecretPrevious.map((b) => b.toString())).toEqual(["a".repeat(32), "b".repeat(40)]);
   });
 
   it("accepts the trust proxy forms express knows", () => {

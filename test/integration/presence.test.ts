@@ -1,0 +1,72 @@
+/**
+ * Presence on one real Redis shared by two "nodes": a user's online sessions are read from a
+ * per-user index at the cost of that user's sockets (not the cluster's), across nodes, and a
+ * dead node's sockets stop counting once its hash is gone (expired with its heartbeat).
+ */
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisPresence, type PresenceEntry } from "../../server/realtime/presence";
+import { startRedis, type RedisProcess } from "../helpers/redis-server";
+
+describe("RedisPresence per-user index", () => {
+  let redis: RedisProcess;
+  const clients: Redis[] = [];
+  const presences: RedisPresence[] = [];
+  const log = pino({ level: "silent" });
+  const client = () => {
+    const c = new Redis(redis.url);
+    clients.push(c);
+    return c;
+  };
+  const nodePresence = (nodeId: string) => {
+    const p = new RedisPresence(client(), nodeId, log, "t:");
+    presences.push(p);
+    return p;
+  };
+  const entry = (socketId: string, userId: string, sessionId: string, nodeId: string): PresenceEntry => ({ socketId, userId, username: userId, sessionId, nodeId, connectedAt: Date.now() });
+  const calls = async (c: Redis, command: string) => Number(/calls=(\d+)/.exec((await c.info("commandstats")).split("\n").find((l) => l.startsWith(`cmdstat_${command}:`)) ?? "")?.[1] ?? 0);
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    for (const p of presences) await p.close();
+    for (const c of clients) c.disconnect();
+    await redis?.stop();
+  });
+
+  it("sees a user's sessions on every node, reading only that user's entries", async () => {
+    const a = nodePresence("node-a");
+    const b = nodePresence("node-b");
+    a.add(entry("s1", "alice", "phone", "node-a"));
+    b.add(entry("s2", "alice", "laptop", "node-b"));
+    // Many other players online: a read for alice must not touch them.
+    for (let i = 0; i < 200; i++) (i % 2 ? a : b).add(entry(`o${i}`, `other${i}`, `sess${i}`, i % 2 ? "node-a" : "node-b"));
+    await expect.poll(() => a.sessionsOnline("alice")).toEqual(new Set(["phone", "laptop"]));
+    await b.sessionsOnline("nobody"); // b's own batch written too
+
+    const probe = client();
+    const before = { hgetall: await calls(probe, "hgetall"), hexists: await calls(probe, "hexists") };
+    expect(await b.sessionsOnline("alice")).toEqual(new Set(["phone", "laptop"]));
+    expect(await calls(probe, "hgetall")).toBe(before.hgetall + 1);
+    expect(await calls(probe, "hexists")).toBe(before.hexists + 2);
+
+    b.remove("s2");
+    expect(await b.sessionsOnline("alice")).toEqual(new Set(["phone"]));
+    expect(await a.sessionsOnline("other1")).toEqual(new Set(["sess1"]));
+  });
+
+  it("a dead node's sockets stop counting when its hash expires, and leave the index", async () => {
+    const c = nodePresence("node-c");
+    const d = nodePresence("node-d");
+    c.add(entry("c1", "bob", "tablet", "node-c"));
+    d.add(entry("d1", "bob", "console", "node-d"));
+    await expect.poll(() => d.sessionsOnline("bob")).toEqual(new Set(["tablet", "console"]));
+    // node-c dies: no close(), its heartbeat stops and its hash expires (done here at once).
+    const probe = client();
+    await probe.del("t:presence:node-c");
+    expect(await d.sessionsOnline("bob")).toEqual(new Set(["console"]));
+    await expect.poll(() => probe.hkeys("t:presence:user:bob")).toEqual(["d1"]);
+  });
+});
