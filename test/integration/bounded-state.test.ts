@@ -14,7 +14,9 @@ describe("bounded revocation state", () => {
   afterAll(() => node?.close());
 
   it("marks and sessions disappear when the tokens they cover expire", async () => {
-    const clock = { offset: 0, now() { return Date.now() + this.offset; } };
+    // Frozen while the state grows (a loaded machine must not expire the first marks before the
+    // count), then moved past every expiry at once.
+    const clock = { t: Date.now(), now() { return this.t; } };
     node = await startNode({ ACCESS_TOKEN_TTL: "2s", REFRESH_TOKEN_TTL: "4s" }, { clock });
     const store = node.app.store as MemoryStore;
     const pairs: TokenPair[] = [];
@@ -36,7 +38,7 @@ describe("bounded revocation state", () => {
     expect(grown.store.marks).toBe(grown.cache);
 
     // Past every access token's exp (+ tolerance) and every refresh token's expiry.
-    clock.offset += 60_000;
+    clock.t += 60_000;
     node.app.cache.purge(clock.now());
     store.sweep(clock.now());
     expect(node.app.cache.size()).toBe(0);
