@@ -17,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TokenPair } from "../../shared/claims";
-import { ErrorCode, GatehouseError } from "../../shared/errors";
+import { ErrorCode } from "../../shared/errors";
 import { Accounts } from "../../server/auth/accounts";
 import { hashPassword } from "../../server/auth/passwords";
 import type { RevocationChange, RotateResult, Store } from "../../server/store/store";
@@ -25,18 +25,10 @@ import { REFRESH_TRAIL } from "../../server/store/store";
 import type { MemoryStore } from "../../server/store/memory";
 import { adminLogin, call, login, register, uniqueName } from "../helpers/http";
 import { startNode, type TestNode } from "../helpers/node";
+import { codeOf } from "../helpers/errors";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 
 const PASSWORD = "password-123";
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    return err instanceof GatehouseError ? err.code : `not a GatehouseError: ${String(err)}`;
-  }
-}
 
 /** Accounts over the node's own store and revocations; `store` may wrap the node's to force an interleaving. */
 function accountsOf(node: TestNode, store: Store = node.app.store): Accounts {

@@ -14,6 +14,7 @@ import type { AuditEntry } from "../../shared/protocol";
 import { MemoryStore } from "../../server/store/memory";
 import { RedisStore } from "../../server/store/redis";
 import { REFRESH_TRAIL, type NewSession, type RevocationEvent, type Rotation, type SessionRecord, type Store, type UserRecord } from "../../server/store/store";
+import { codeOf } from "../helpers/errors";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { waitFor } from "../helpers/wait";
 
@@ -65,15 +66,6 @@ function recordOf(s: NewSession): SessionRecord {
 /** Presenting `hash` at `now`; its successor gets a fresh hash. */
 function rotation(hash: string, now: number, over: Partial<Rotation> = {}): Rotation {
   return { presentedHash: hash, nextHash: digest(), nextSealed: `sealed:${uid("x")}`, now, expiresAt: now + HOUR, graceMs: 0, ...over };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    return err instanceof GatehouseError ? err.code : `not a GatehouseError: ${String(err)}`;
-  }
 }
 
 function contract(h: Harness): void {
