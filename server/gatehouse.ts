@@ -20,7 +20,7 @@ import { CLOCK_TOLERANCE_SEC, TokenService, newId } from "./auth/tokens";
 import { systemClock, type Clock } from "./clock";
 import { configFromOptions, type Config, type GatehouseOptions } from "./config";
 import { requireAuth } from "./http/auth-middleware";
-import { errorHandler } from "./http/errors";
+import { errorHandler, sendError } from "./http/errors";
 import { adminActionLog } from "./http/middleware/admin-action-log";
 import { cors, socketCors } from "./http/middleware/cors";
 import { httpMetrics } from "./http/middleware/http-metrics";
@@ -236,12 +236,18 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
 
   await revocations.start();
 
+  // On the host's own routes: answer the refusal here (401, RFC 6750 header, the contract's shape)
+  // rather than hand it to the host's error handler, which knows nothing of its codes.
+  const bearer = requireAuth(check);
+  const requireAuthHere: RequestHandler = (req, res, next) =>
+    bearer(req, res, (err?: unknown) => (err instanceof GatehouseError ? sendError(res, err.code, err.message) : next(err)));
+
   let closed = false;
   return {
     config,
     log,
     routers,
-    requireAuth: requireAuth(check),
+    requireAuth: requireAuthHere,
     httpMetrics: httpMetrics(metrics, log),
     cors: cors(config.corsOrigins),
     socketCors: socketCors(config.corsOrigins),
