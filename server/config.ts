@@ -57,7 +57,7 @@ export interface Config {
   rateLimitRefreshSession: RateLimit;
   /** GET /sessions + DELETE /sessions/:id per user (default 60/1m) */
   rateLimitSessionsUser: RateLimit;
-  /** origins allowed for HTTP and socket.io; empty = same origin only */
+  /** origins allowed for HTTP and socket.io; empty = same origin only; ["*"] = any origin (tokens travel in headers, never cookies) */
   corsOrigins: string[];
   /** express `trust proxy` value; undefined = do not trust */
   trustProxy: string | number | boolean | undefined;
@@ -196,9 +196,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimitRefreshIp: e.RATE_LIMIT_REFRESH_IP,
     rateLimitRefreshSession: e.RATE_LIMIT_REFRESH_SESSION,
     rateLimitSessionsUser: e.RATE_LIMIT_SESSIONS_USER,
-    corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean) : [],
+    corsOrigins: parseCorsOrigins(e.CORS_ORIGINS),
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
   });
+}
+
+function parseCorsOrigins(v: string | undefined): string[] {
+  const origins = v ? v.split(",").map((s) => s.trim()).filter(Boolean) : [];
+  if (origins.includes("*") && origins.length > 1) {
+    throw new ConfigError("invalid configuration: CORS_ORIGINS: * allows every origin and must be given alone (or list the origins without it)");
+  }
+  return origins;
 }
 
 function parseTrustProxy(v: string | undefined): string | number | boolean | undefined {
@@ -214,4 +222,119 @@ function parseTrustProxy(v: string | undefined): string | number | boolean | und
     throw new ConfigError(`invalid configuration: TRUST_PROXY: ${(err as Error).message} (use true, a hop count, or comma-separated addresses, CIDRs, loopback, linklocal, uniquelocal)`);
   }
   return v;
+}
+
+// ---- the same settings as options, for createGatehouse ----
+
+/** A duration: "15m", "900" (seconds), "500ms", or a number of milliseconds. */
+export type DurationOption = string | number;
+/** A rate limit: "10/15m", "0" (off), or {points, durationSec}. */
+export type RateLimitOption = string | RateLimit;
+
+/**
+ * createGatehouse's options: every environment setting of the server under a camelCase name
+ * (README's table has the defaults), minus PORT and HOST (the host application listens).
+ */
+export interface GatehouseOptions {
+  /** JWT_SECRET: HS256 key, >= 32 bytes; required with redisUrl (random per process otherwise) */
+  jwtSecret?: string;
+  /** JWT_SECRET_PREVIOUS: earlier keys still accepted for verification */
+  jwtSecretPrevious?: string[];
+  /** REDIS_URL: cluster mode (state, feed and limits in Redis); unset = in-memory, single node */
+  redisUrl?: string;
+  /** NODE_ID: this node's name in logs, metrics and admin views (default `<hostname>:<pid>`) */
+  nodeId?: string;
+  /** JWT_ISSUER (default "gatehouse") */
+  jwtIssuer?: string;
+  /** JWT_AUDIENCE (default "gatehouse-game") */
+  jwtAudience?: string;
+  /** ACCESS_TOKEN_TTL (default 15m) */
+  accessTokenTtl?: DurationOption;
+  /** REFRESH_TOKEN_TTL (default 30d) */
+  refreshTokenTtl?: DurationOption;
+  /** REFRESH_REUSE_GRACE (default 10s) */
+  refreshReuseGrace?: DurationOption;
+  /** REVOCATION_MAX_STALENESS (default 5s) */
+  revocationMaxStaleness?: DurationOption;
+  /** ADMIN_USERNAME + ADMIN_PASSWORD: the admin account, created (or its password reset) at start */
+  adminUsername?: string;
+  adminPassword?: string;
+  /** LOG_LEVEL (default "info"); ignored when a logger is passed */
+  logLevel?: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  rateLimitLoginUser?: RateLimitOption;
+  rateLimitLoginUserNewAddress?: RateLimitOption;
+  rateLimitLoginIp?: RateLimitOption;
+  rateLimitHandshakeIp?: RateLimitOption;
+  rateLimitRefreshIp?: RateLimitOption;
+  rateLimitRefreshSession?: RateLimitOption;
+  rateLimitSessionsUser?: RateLimitOption;
+  /** CORS_ORIGINS for the routers' answers and the socket.io handshake ("*" = any origin) */
+  corsOrigins?: string[] | "*";
+  /** TRUST_PROXY: express `trust proxy`, also used for the handshake's client address */
+  trustProxy?: string | number | boolean;
+}
+
+/** Each option's environment variable: the env schema above validates both. */
+const OPTION_ENV: Record<keyof GatehouseOptions, string> = {
+  jwtSecret: "JWT_SECRET",
+  jwtSecretPrevious: "JWT_SECRET_PREVIOUS",
+  redisUrl: "REDIS_URL",
+  nodeId: "NODE_ID",
+  jwtIssuer: "JWT_ISSUER",
+  jwtAudience: "JWT_AUDIENCE",
+  accessTokenTtl: "ACCESS_TOKEN_TTL",
+  refreshTokenTtl: "REFRESH_TOKEN_TTL",
+  refreshReuseGrace: "REFRESH_REUSE_GRACE",
+  revocationMaxStaleness: "REVOCATION_MAX_STALENESS",
+  adminUsername: "ADMIN_USERNAME",
+  adminPassword: "ADMIN_PASSWORD",
+  logLevel: "LOG_LEVEL",
+  rateLimitLoginUser: "RATE_LIMIT_LOGIN_USER",
+  rateLimitLoginUserNewAddress: "RATE_LIMIT_LOGIN_USER_NEW_ADDRESS",
+  rateLimitLoginIp: "RATE_LIMIT_LOGIN_IP",
+  rateLimitHandshakeIp: "RATE_LIMIT_HANDSHAKE_IP",
+  rateLimitRefreshIp: "RATE_LIMIT_REFRESH_IP",
+  rateLimitRefreshSession: "RATE_LIMIT_REFRESH_SESSION",
+  rateLimitSessionsUser: "RATE_LIMIT_SESSIONS_USER",
+  corsOrigins: "CORS_ORIGINS",
+  trustProxy: "TRUST_PROXY",
+};
+
+/** An option's value as its environment text (the schema parses and validates it once, for both). */
+function optionText(key: keyof GatehouseOptions, v: unknown): string {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" && Number.isFinite(v)) return /Ttl$|Grace$|Staleness$/.test(key) ? `${v}ms` : String(v);
+  if (typeof v === "boolean" && key === "trustProxy") return String(v);
+  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v.join(",");
+  if (key.startsWith("rateLimit") && typeof v === "object" && v !== null) {
+    const { points, durationSec } = v as Partial<RateLimit>;
+    if (Number.isInteger(points) && Number.isInteger(durationSec) && durationSec! > 0) return points === 0 ? "0" : `${points}/${durationSec}s`;
+  }
+  throw new ConfigError(`invalid option: ${key} has the wrong type (got ${JSON.stringify(v)})`);
+}
+
+/**
+ * createGatehouse's options -> a Config, through the same schema as the environment. Throws
+ * ConfigError with one line naming the option (not its environment variable).
+ */
+export function configFromOptions(options: GatehouseOptions): Config {
+  const env: Record<string, string> = { PORT: "0" };
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (!(key in OPTION_ENV)) throw new ConfigError(`invalid option: ${key} is not a Gatehouse option`);
+    const name = key as keyof GatehouseOptions;
+    env[OPTION_ENV[name]] = optionText(name, value);
+  }
+  // PORT is the host application's: the default node id names the process instead.
+  env.NODE_ID ??= `${hostname()}:${process.pid}`;
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // Longest names first, so JWT_SECRET does not rewrite the start of JWT_SECRET_PREVIOUS.
+    const pairs = Object.entries(OPTION_ENV).sort((a, b) => b[1].length - a[1].length);
+    let msg = err.message.replace(/^invalid configuration:/, "invalid option:");
+    for (const [option, envName] of pairs) msg = msg.replace(new RegExp(`\\b${envName}\\b`, "g"), option);
+    throw new ConfigError(msg);
+  }
 }

@@ -1,12 +1,17 @@
 /**
- * `import { createApp, loadConfig } from "gatehouse"`: the server as a library.
+ * `import { createGatehouse } from "gatehouse"`: the server as a library.
  *
- * Deliberately small for now: the composition root and the config parser, the
- * same pair server/main.ts uses. `createGatehouse` (embedding into an existing
- * express + socket.io app, issue 11 part 2) will take its place here.
+ * Embedding into an existing express + socket.io application (docs/embedding.md):
  *
- *   const app = await createApp(loadConfig(process.env));
- *   await app.listen();
+ *   const gatehouse = await createGatehouse({ jwtSecret: process.env.JWT_SECRET });
+ *   app.use("/auth", gatehouse.routers.auth);
+ *   gatehouse.attach(io);
+ *
+ * The standalone server (what `npm start` runs) is `createApp(loadConfig(process.env))`.
  */
+export { createGatehouse, type Gatehouse, type GatehouseDeps, type RevocationNote } from "./gatehouse";
 export { createApp, type App, type AppDeps } from "./app";
-export { loadConfig, type Config, type RateLimit } from "./config";
+export { ConfigError, loadConfig, type Config, type GatehouseOptions, type RateLimit } from "./config";
+export type { GameSocket, SocketData } from "./realtime/gateway";
+export { GatehouseError } from "../shared/errors";
+export type { AccessClaims } from "../shared/claims";

@@ -18,7 +18,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
+  // A person watching a terminal reads lines; anything else (a file, a collector) gets JSON.
+  const log = createLogger({ level: config.logLevel, nodeId: config.nodeId, pretty: process.stdout.isTTY === true });
   if (config.redisUrl) {
     log.info({ nodeId: config.nodeId }, "cluster mode: state in Redis");
   } else {

@@ -8,12 +8,21 @@ export interface MetricSources {
   revocationMarks(): number;
 }
 
-export function createMetrics(nodeId: string, sources: MetricSources) {
+/**
+ * `sources` may be given later with `readFrom` (the parts they read are built after the metrics,
+ * which those parts count into); until then the gauges read 0.
+ */
+export function createMetrics(nodeId: string, initial: Partial<MetricSources> = {}) {
+  const sources: MetricSources = { connectedSockets: () => 0, revocationInSync: () => false, revocationMarks: () => 0, ...initial };
   const registry = new Registry();
   registry.setDefaultLabels({ node: nodeId });
   collectDefaultMetrics({ register: registry });
   return {
     registry,
+    /** Registers where the live gauges read from. */
+    readFrom(more: Partial<MetricSources>): void {
+      Object.assign(sources, more);
+    },
     connectedSockets: new Gauge({
       name: "gatehouse_connected_sockets",
       help: "Live authenticated sockets on this node",

@@ -15,10 +15,10 @@ export interface RevocationsOptions {
   markTtlMs: number;
   /** REVOCATION_MAX_STALENESS */
   maxStalenessMs: number;
-  /** called for every event (local or from the feed): disconnect the covered sockets */
-  enforce(e: RevocationEvent): void;
-  /** called after a resync: every local socket must be re-checked against the cache */
-  sweep(): void;
+  /** called for every event (local or from the feed): disconnect the covered sockets (or register with onApplied) */
+  enforce?(e: RevocationEvent): void;
+  /** called after a resync: every local socket must be re-checked against the cache (or register with onResynced) */
+  sweep?(): void;
   onEventApplied?(e: RevocationEvent, source: "local" | "feed"): void;
   /** a malformed or hostile feed message was dropped */
   onFeedRejected?(): void;
@@ -91,6 +91,9 @@ export class Revocations {
   private resyncGeneration = 0;
   private recheckTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly appliedListeners: ((e: RevocationEvent, source: "local" | "feed") => void)[] = [];
+  private readonly resyncedListeners: (() => void)[] = [];
+  private readonly storeResetListeners: (() => Promise<void>)[] = [];
 
   constructor(
     private readonly store: Store,
@@ -100,6 +103,21 @@ export class Revocations {
     private readonly opts: RevocationsOptions,
   ) {
     this.purgeTimer = setInterval(() => this.cache.purge(this.clock.now()), PURGE_INTERVAL_MS).unref();
+  }
+
+  /** Called for every event applied to the cache (issued here or from the feed), e.g. to disconnect the sockets it covers. */
+  onApplied(listener: (e: RevocationEvent, source: "local" | "feed") => void): void {
+    this.appliedListeners.push(listener);
+  }
+
+  /** Called after the cache was reloaded or merged from the store: every live socket must be re-checked. */
+  onResynced(listener: () => void): void {
+    this.resyncedListeners.push(listener);
+  }
+
+  /** Called once per store data loss found (see RevocationsOptions.onStoreReset). */
+  onStoreReset(listener: () => Promise<void>): void {
+    this.storeResetListeners.push(listener);
   }
 
   /** Subscribes, then loads the snapshot: resolves once the node is in sync. */
@@ -176,7 +194,7 @@ export class Revocations {
       // A resync that started meanwhile loaded newer state (an unban, say): ours may be older.
       if (this.synced || this.closed || generation !== this.resyncGeneration) return;
       this.cache.load(snapshot, "merge");
-      this.opts.sweep();
+      this.sweep();
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, "re-check of live sockets against the store failed");
     } finally {
@@ -210,12 +228,20 @@ export class Revocations {
 
   private apply(e: RevocationEvent, source: "local" | "feed"): void {
     this.cache.apply(e);
-    try {
-      this.opts.enforce(e);
-    } catch (err) {
-      this.log.error({ err, seq: e.seq }, "enforcing a revocation failed");
+    // One failing listener must not keep the others (or the feed) from running.
+    for (const listener of [(ev: RevocationEvent) => this.opts.enforce?.(ev), ...this.appliedListeners]) {
+      try {
+        listener(e, source);
+      } catch (err) {
+        this.log.error({ err, seq: e.seq }, "enforcing a revocation failed");
+      }
     }
     this.opts.onEventApplied?.(e, source);
+  }
+
+  private sweep(): void {
+    this.opts.sweep?.();
+    for (const listener of this.resyncedListeners) listener();
   }
 
   private onFeedEvent(e: RevocationEvent): void {
@@ -297,9 +323,12 @@ export class Revocations {
   }
 
   private runStoreResetHook(): void {
-    this.opts.onStoreReset?.().catch((err: unknown) => {
-      this.log.error({ err: (err as Error).message }, "re-creating this node's records after the store lost its data failed; not retried");
-    });
+    const hooks = [...(this.opts.onStoreReset ? [this.opts.onStoreReset] : []), ...this.storeResetListeners];
+    for (const hook of hooks) {
+      hook().catch((err: unknown) => {
+        this.log.error({ err: (err as Error).message }, "re-creating this node's records after the store lost its data failed; not retried");
+      });
+    }
   }
 
   /** Loads every live mark from the store, then re-checks local sockets against it. */
@@ -363,7 +392,7 @@ export class Revocations {
         } else {
           this.resyncAgain = true;
         }
-        this.opts.sweep();
+        this.sweep();
         this.log.info({ seq: snapshot.seq, marks: this.cache.size(), synced: this.synced }, "revocation state loaded");
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, "resync failed; retrying");

@@ -1,13 +1,13 @@
 /** Rate limits, ops endpoints, metrics, and the promise that no secret reaches the logs. */
 import { afterAll, describe, expect, it } from "vitest";
 import type { TokenPair } from "../../shared/claims";
-import { call, register, uniqueName, type Reply } from "../helpers/http";
+import { adminLogin, call, register, uniqueName, type Reply } from "../helpers/http";
 import { startNode, type TestNode } from "../helpers/node";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
 import { connect, refusedCode } from "../helpers/sockets";
 
 const nodes: TestNode[] = [];
-async function node(env: Record<string, string> = {}) {
+async function node(env: Record<string, string | undefined> = {}) {
   const n = await startNode(env);
   nodes.push(n);
   return n;
@@ -209,6 +209,45 @@ describe("ops", () => {
     expect(m2.body).toMatch(/gatehouse_http_requests_total\{[^}]*route="\/admin\/\*"[^}]*status="401"/);
   });
 
+  it("/metrics labels a request by its route pattern whatever its status, and static files as static", async () => {
+    const n = await node();
+    const user = await register(n.url);
+    expect((await call(n.url, "POST", "/auth/login", { body: { username: user.user.username, password: "wrong-password" } })).status).toBe(401);
+    expect((await call(n.url, "POST", "/auth/login", { body: { username: 42 } })).status).toBe(400);
+    expect((await call(n.url, "DELETE", "/sessions/not-a-session", { token: user.accessToken })).status).toBe(404);
+    expect((await fetch(`${n.url}/static/game.js`)).status).toBe(200);
+    expect((await fetch(`${n.url}/static/no-such-file.js`)).status).toBe(404);
+    const m = (await call<string>(n.url, "GET", "/metrics")).body;
+    const routes = (status: number) => [...m.matchAll(new RegExp(`gatehouse_http_requests_total\\{[^}]*route="([^"]+)"[^}]*status="${status}"`, "g"))].map((x) => x[1]);
+    expect(routes(401)).toEqual(["/auth/login"]);
+    expect(routes(400)).toEqual(["/auth/login"]);
+    expect(routes(404).sort()).toEqual(["/sessions/:sessionId", "/static/*"]);
+    expect(routes(200)).toContain("/static/*");
+    expect(m).not.toMatch(/route="\/login"/);
+  });
+
+  it("CORS_ORIGINS=* lets any origin call the API and open a socket (tokens are headers, never cookies)", async () => {
+    const n = await node({ CORS_ORIGINS: "*" });
+    const origin = "https://some-game.example";
+    const preflight = await fetch(`${n.url}/auth/login`, {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect((await fetch(`${n.url}/healthz`, { headers: { origin } })).headers.get("access-control-allow-origin")).toBe("*");
+    const poll = await fetch(`${n.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin } });
+    expect(poll.headers.get("access-control-allow-origin")).toBe("*");
+    await poll.text();
+  });
+
+  it("the startup logs say how to get an admin account when none is configured", async () => {
+    const bare = await node({ ADMIN_USERNAME: undefined, ADMIN_PASSWORD: undefined, LOG_LEVEL: "info" });
+    expect(bare.logs.join("")).toMatch(/no admin account.*ADMIN_USERNAME.*ADMIN_PASSWORD/);
+    const withAdmin = await node({ LOG_LEVEL: "info" });
+    expect(withAdmin.logs.join("")).not.toContain("no admin account");
+  });
+
   it("pages are served with a CSP that allows no inline or foreign script and no framing", async () => {
     const n = await node();
     for (const path of ["/", "/admin"]) {
@@ -245,6 +284,41 @@ describe("ops", () => {
 });
 
 describe("logs", () => {
+  const lines = (n: TestNode) => n.logs.join("").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it("admin actions are logged at info, one line each, naming the admin, the action and its target", async () => {
+    const n = await node({ LOG_LEVEL: "info" });
+    const admin = await adminLogin(n.url);
+    const player = await register(n.url);
+    const id = player.user.id;
+    expect((await call(n.url, "POST", `/admin/sessions/${player.sessionId}/revoke`, { token: admin.accessToken, body: {} })).status).toBe(202);
+    expect((await call(n.url, "POST", `/admin/users/${id}/kick`, { token: admin.accessToken, body: { reason: "spamming" } })).status).toBe(202);
+    expect((await call(n.url, "POST", `/admin/users/${id}/ban`, { token: admin.accessToken, body: {} })).status).toBe(202);
+    expect((await call(n.url, "DELETE", `/admin/users/${id}/ban`, { token: admin.accessToken })).status).toBe(204);
+    expect((await call(n.url, "GET", "/admin/players", { token: admin.accessToken })).status).toBe(200);
+    const actions = lines(n).filter((l) => l.msg === "admin action");
+    expect(actions.map((l) => [l.level, l.admin, l.action])).toEqual([
+      [30, "admin", "POST /admin/sessions/:sessionId/revoke"],
+      [30, "admin", "POST /admin/users/:userId/kick"],
+      [30, "admin", "POST /admin/users/:userId/ban"],
+      [30, "admin", "DELETE /admin/users/:userId/ban"],
+    ]);
+    expect(actions[1]!.path).toBe(`/admin/users/${id}/kick`);
+    expect(JSON.stringify(actions)).not.toContain(admin.accessToken.split(".").pop()!);
+  });
+
+  it("a login refused by the failed-login budget is logged at info with the username, never the password", async () => {
+    const n = await node({ LOG_LEVEL: "info", RATE_LIMIT_LOGIN_USER: "2/15m" });
+    const user = await register(n.url);
+    const name = user.user.username;
+    for (let i = 0; i < 2; i++) await call(n.url, "POST", "/auth/login", { body: { username: name, password: "wrong-password" } });
+    expect((await call(n.url, "POST", "/auth/login", { body: { username: name, password: "password-123" } })).status).toBe(429);
+    const lockouts = lines(n).filter((l) => l.msg === "login locked out");
+    expect(lockouts).toHaveLength(1);
+    expect(lockouts[0]).toMatchObject({ level: 30, username: name });
+    expect(n.logs.join("")).not.toContain("password-123");
+  });
+
   it("never contain a token, a refresh token or a password", async () => {
     const n = await node({ LOG_LEVEL: "trace" });
     const password = "very-secret-password-42";

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseDuration, parseRateLimit } from "../../server/config";
+import { ConfigError, configFromOptions, loadConfig, parseDuration, parseRateLimit } from "../../server/config";
 
 describe("config", () => {
   it("defaults describe an embedded dev node", () => {
@@ -71,5 +71,59 @@ describe("config", () => {
     const lines = e.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain("PORT");
+  });
+
+  it("CORS_ORIGINS: * alone means any origin; mixed with origins it is refused at start", () => {
+    expect(loadConfig({ CORS_ORIGINS: "*" }).corsOrigins).toEqual(["*"]);
+    expect(loadConfig({ CORS_ORIGINS: "https://a.example, https://b.example" }).corsOrigins).toEqual(["https://a.example", "https://b.example"]);
+    expect(() => loadConfig({ CORS_ORIGINS: "https://a.example,*" })).toThrow(/CORS_ORIGINS: \* allows every origin and must be given alone/);
+  });
+});
+
+describe("createGatehouse options", () => {
+  it("go through the environment's schema: same defaults, same parsing", () => {
+    const c = configFromOptions({
+      jwtSecret: "k".repeat(32),
+      jwtSecretPrevious: ["o".repeat(32)],
+      accessTokenTtl: "5m",
+      refreshReuseGrace: 2500,
+      rateLimitLoginUser: "3/1m",
+      rateLimitLoginIp: { points: 7, durationSec: 60 },
+      rateLimitHandshakeIp: { points: 0, durationSec: 1 },
+      corsOrigins: "*",
+      trustProxy: 1,
+      adminUsername: "boss",
+      adminPassword: "boss-password-1",
+    });
+    expect(c.accessTokenTtlMs).toBe(300_000);
+    expect(c.refreshReuseGraceMs).toBe(2500);
+    expect(c.refreshTokenTtlMs).toBe(30 * 86_400_000);
+    expect(c.rateLimitLoginUser).toEqual({ points: 3, durationSec: 60 });
+    expect(c.rateLimitLoginIp).toEqual({ points: 7, durationSec: 60 });
+    expect(c.rateLimitHandshakeIp.points).toBe(0);
+    expect(c.jwtSecretPrevious.map(String)).toEqual(["o".repeat(32)]);
+    expect(c.corsOrigins).toEqual(["*"]);
+    expect(c.trustProxy).toBe(1);
+    expect(c.adminUsername).toBe("boss");
+    // The host application listens: the default node name is the process, not a port.
+    expect(c.nodeId).toMatch(new RegExp(`:${process.pid}$`));
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it.each([
+    [{ jwtSecret: "short" }, /^invalid option: jwtSecret/],
+    [{ redisUrl: "redis://127.0.0.1:1" }, /jwtSecret is required .* when redisUrl is set/],
+    [{ jwtSecretPrevious: ["o".repeat(32)] }, /^invalid option: jwtSecretPrevious needs jwtSecret/],
+    [{ accessTokenTtl: "forever" }, /^invalid option: accessTokenTtl must be a duration/],
+    [{ rateLimitLoginIp: "many" }, /^invalid option: rateLimitLoginIp must be/],
+    [{ rateLimitLoginIp: { points: 1.5, durationSec: 60 } }, /^invalid option: rateLimitLoginIp has the wrong type/],
+    [{ adminUsername: "boss" }, /adminUsername and adminPassword must be set together/],
+    [{ corsOrigins: ["https://a.example", "*"] }, /^invalid option: corsOrigins: \* allows every origin/],
+    [{ trustProxy: "garbage!!" }, /^invalid option: trustProxy/],
+    [{ jwtSecret: 42 }, /^invalid option: jwtSecret/],
+    [{ jwtsecret: "k".repeat(32) }, /^invalid option: jwtsecret is not a Gatehouse option/],
+  ])("refuse %o with one line naming the option", (options, message) => {
+    expect(() => configFromOptions(options as never)).toThrow(ConfigError);
+    expect(() => configFromOptions(options as never)).toThrow(message);
   });
 });
