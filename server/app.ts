@@ -151,6 +151,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     clock,
     refreshTtlMs: config.refreshTokenTtlMs,
     refreshReuseGraceMs: config.refreshReuseGraceMs,
+    sessionsPerUser: config.sessionsPerUser,
   });
 
   // Created at start and again if the store loses its data (a Redis without persistence restarted).
