@@ -57,6 +57,8 @@ export interface Config {
   rateLimitRefreshSession: RateLimit;
   /** GET /sessions + DELETE /sessions/:id per user (default 60/1m) */
   rateLimitSessionsUser: RateLimit;
+  /** SESSIONS_PER_USER: 0 = unlimited (default); 1 = a new login revokes the user's other sessions (reason session_replaced) */
+  sessionsPerUser: 0 | 1;
   /** origins allowed for HTTP and socket.io; empty = same origin only; ["*"] = any origin (tokens travel in headers, never cookies) */
   corsOrigins: string[];
   /** express `trust proxy` value; undefined = do not trust */
@@ -143,6 +145,7 @@ const EnvSchema = z.object({
   RATE_LIMIT_REFRESH_IP: rateLimit("RATE_LIMIT_REFRESH_IP", "300/1m"),
   RATE_LIMIT_REFRESH_SESSION: rateLimit("RATE_LIMIT_REFRESH_SESSION", "30/1m"),
   RATE_LIMIT_SESSIONS_USER: rateLimit("RATE_LIMIT_SESSIONS_USER", "60/1m"),
+  SESSIONS_PER_USER: z.enum(["0", "1"], "must be 0 (unlimited) or 1 (one session per user)").default("0"),
   CORS_ORIGINS: z.string().optional(),
   TRUST_PROXY: z.string().optional(),
 });
@@ -196,6 +199,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimitRefreshIp: e.RATE_LIMIT_REFRESH_IP,
     rateLimitRefreshSession: e.RATE_LIMIT_REFRESH_SESSION,
     rateLimitSessionsUser: e.RATE_LIMIT_SESSIONS_USER,
+    sessionsPerUser: e.SESSIONS_PER_USER === "1" ? 1 : 0,
     corsOrigins: parseCorsOrigins(e.CORS_ORIGINS),
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
   });
@@ -268,6 +272,8 @@ export interface GatehouseOptions {
   rateLimitRefreshIp?: RateLimitOption;
   rateLimitRefreshSession?: RateLimitOption;
   rateLimitSessionsUser?: RateLimitOption;
+  /** SESSIONS_PER_USER: 0 = unlimited (default), 1 = a new login replaces the user's other sessions */
+  sessionsPerUser?: 0 | 1;
   /** CORS_ORIGINS for the routers' answers and the socket.io handshake ("*" = any origin) */
   corsOrigins?: string[] | "*";
   /** TRUST_PROXY: express `trust proxy`, also used for the handshake's client address */
@@ -296,6 +302,7 @@ const OPTION_ENV: Record<keyof GatehouseOptions, string> = {
   rateLimitRefreshIp: "RATE_LIMIT_REFRESH_IP",
   rateLimitRefreshSession: "RATE_LIMIT_REFRESH_SESSION",
   rateLimitSessionsUser: "RATE_LIMIT_SESSIONS_USER",
+  sessionsPerUser: "SESSIONS_PER_USER",
   corsOrigins: "CORS_ORIGINS",
   trustProxy: "TRUST_PROXY",
 };

@@ -142,7 +142,15 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
   });
   const limits = createRateLimits(config, redis?.limits ?? null);
   const users = new UserDirectory(store);
-  const accounts = new Accounts({ store, tokens, revocations, clock, refreshTtlMs: config.refreshTokenTtlMs, refreshReuseGraceMs: config.refreshReuseGraceMs });
+  const accounts = new Accounts({
+    store,
+    tokens,
+    revocations,
+    clock,
+    refreshTtlMs: config.refreshTokenTtlMs,
+    refreshReuseGraceMs: config.refreshReuseGraceMs,
+    sessionsPerUser: config.sessionsPerUser,
+  });
 
   const ensureAdmin = await ensureAdminAccount(accounts, log, { username: config.adminUsername, password: config.adminPassword }, adminHint);
   if (ensureAdmin) {

@@ -64,8 +64,16 @@ export const errorMessage: Record<ErrorCode, string> = {
   INTERNAL: "Something went wrong.",
 };
 
+/** Fields some codes carry beside `code` and `message` (USER_BANNED: `until`, `reason`). */
+export interface ErrorDetails {
+  /** USER_BANNED: when the ban ends (ISO time), null = permanent */
+  until?: string | null;
+  /** USER_BANNED: the admin's text, or null */
+  reason?: string | null;
+}
+
 /** The wire shape of every error: HTTP bodies, acks and connect_error data. */
-export interface WireError {
+export interface WireError extends ErrorDetails {
   code: ErrorCode;
   message: string;
 }
@@ -76,10 +84,12 @@ export class GatehouseError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string = errorMessage[code],
+    /** extra fields of the wire error (see ErrorDetails) */
+    readonly details?: ErrorDetails,
   ) {
     super(message);
   }
   toWire(): WireError {
-    return { code: this.code, message: this.message };
+    return { code: this.code, message: this.message, ...this.details };
   }
 }

@@ -1,16 +1,19 @@
 /**
  * GET /admin — the admin dashboard: admin login; online players across the
- * cluster (refreshed every 2 s) with Kick, Ban and per-session Revoke;
- * Revoke-all behind a confirm(); the audit log. A non-admin account or a 403
- * gets a clear refusal, never an empty page.
+ * cluster (refreshed every 2 s) with Kick, Ban and per-session Revoke; a user
+ * search (online or offline) with Kick, Ban and Unban; Revoke-all behind a
+ * confirm(); the audit log. Every time shown is UTC. An action's confirmation
+ * stays until the next action (refreshes never overwrite it). A non-admin
+ * account or a 403 gets a clear refusal, never an empty page.
  */
 import { ErrorCode } from "../../shared/errors";
-import { reasonText, type AuditEntry, type OnlinePlayer } from "../../shared/protocol";
+import { reasonText, type AuditEntry, type OnlinePlayer, type UserView } from "../../shared/protocol";
 import { GatehouseClient, GatehouseClientError, webStorage } from "../sdk";
-import { byTestId, el, errorText, formatDateTime, formatTime, sessionIsDead, showOnly } from "./dom";
+import { byTestId, el, errorText, formatUtc, sessionIsDead, showOnly } from "./dom";
 
 const POLL_MS = 2000;
 const AUDIT_LIMIT = 50;
+const SEARCH_LIMIT = 50;
 const NOT_ADMIN = "This account is not an admin.";
 
 const ui = {
@@ -28,6 +31,12 @@ const ui = {
   loginError: byTestId("admin-login-error"),
   dashboard: byTestId("dashboard"),
   status: byTestId("admin-status"),
+  notice: byTestId("admin-notice"),
+  searchForm: byTestId<HTMLFormElement>("user-search-form"),
+  search: byTestId<HTMLInputElement>("user-search"),
+  usersTable: byTestId("users-table"),
+  usersBody: byTestId<HTMLTableSectionElement>("users-body"),
+  usersEmpty: byTestId("users-empty"),
   reason: byTestId<HTMLInputElement>("action-reason"),
   revokeAll: byTestId<HTMLButtonElement>("revoke-all"),
   playersBody: byTestId<HTMLTableSectionElement>("players-body"),
@@ -42,11 +51,15 @@ const client = new GatehouseClient({ baseUrl: location.origin, storage: webStora
 
 let pollTimer: ReturnType<typeof setTimeout> | undefined;
 let polling = false;
+/** the user search shown, refreshed with the rest; null = none yet */
+let searchQuery: string | null = null;
 
 // ---------------------------------------------------------------- views
 
 function showLogin(message: string): void {
   stopPolling();
+  notify("");
+  clearSearch();
   ui.whoami.hidden = true;
   ui.refused.hidden = true;
   showOnly(ui.loginView, views);
@@ -109,7 +122,17 @@ async function handleFailure(err: unknown, what: string): Promise<void> {
     client.forget();
     return showLogin(`Your admin session has ended (${errorText(err)}).`);
   }
-  ui.error.textContent = `${what}: ${errorText(err)}`;
+  notify(`${what}: ${errorText(err)}`, "error");
+}
+
+/**
+ * The outcome of the admin's last action. Its own element, which refreshes never touch: it stays
+ * until the next action (a refresh 40 ms later used to overwrite "Kicked ...").
+ */
+function notify(text: string, kind: "ok" | "error" = "ok"): void {
+  ui.notice.textContent = text;
+  ui.notice.className = `notice ${kind}`;
+  ui.notice.hidden = text === "";
 }
 
 // ---------------------------------------------------------------- polling
@@ -131,15 +154,23 @@ async function poll(): Promise<void> {
   if (pollTimer !== undefined) clearTimeout(pollTimer);
   pollTimer = undefined;
   try {
-    const [players, audit] = await Promise.all([client.admin.players(), client.admin.audit(AUDIT_LIMIT)]);
+    const query = searchQuery;
+    const [players, audit, users] = await Promise.all([
+      client.admin.players(),
+      client.admin.audit(AUDIT_LIMIT),
+      query === null ? Promise.resolve(null) : client.admin.users(query, SEARCH_LIMIT),
+    ]);
     if (!polling) return;
     renderPlayers(players);
     renderAudit(audit);
+    // A search typed meanwhile has its own answer coming.
+    if (users && query === searchQuery) renderUsers(users);
     ui.error.textContent = "";
-    ui.status.textContent = `Updated ${formatTime(Date.now())}`;
+    ui.status.textContent = `Updated ${formatUtc(Date.now())}`;
   } catch (err) {
     if (!polling) return;
-    await handleFailure(err, "Could not refresh");
+    if (sessionIsDead(err) || (err instanceof GatehouseClientError && err.code === ErrorCode.FORBIDDEN)) await handleFailure(err, "Could not refresh");
+    else ui.error.textContent = `Could not refresh: ${errorText(err)}`;
   }
   if (polling) pollTimer = setTimeout(() => void poll(), POLL_MS);
 }
@@ -168,42 +199,59 @@ function renderPlayers(list: OnlinePlayer[]): void {
 }
 
 function playerRow(p: OnlinePlayer): HTMLTableRowElement {
-  const kick = el("button", { type: "button", class: "warn", "data-testid": "kick", "aria-label": `Kick ${p.username}` }, "Kick");
-  kick.addEventListener("click", () => void act(kick, `Kicked ${p.username}`, () => client.admin.kick(p.userId, reasonValue())));
-
-  const until = el("input", { type: "datetime-local", id: `ban-until-${p.userId}`, "data-testid": "ban-until" });
-  const reason = el("input", { id: `ban-reason-${p.userId}`, maxlength: "200", "data-testid": "ban-reason" });
-  const confirmBan = el("button", { type: "submit", class: "danger", "data-testid": "ban-confirm" }, `Ban ${p.username}`);
-  const form = el(
-    "form",
-    { class: "ban-form", "data-testid": "ban-form" },
-    el("label", { for: reason.id }, "Reason (optional)"),
-    reason,
-    el("label", { for: until.id }, "Until (optional; empty = until unbanned)"),
-    until,
-    confirmBan,
-  );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const untilDate = until.value ? new Date(until.value) : undefined;
-    if (untilDate && !(untilDate.getTime() > Date.now())) {
-      ui.error.textContent = "A ban's end must be in the future.";
-      until.focus();
-      return;
-    }
-    void act(confirmBan, `Banned ${p.username}${untilDate ? ` until ${untilDate.toLocaleString()}` : ""}`, () =>
-      client.admin.ban(p.userId, { ...(reason.value.trim() ? { reason: reason.value.trim() } : {}), ...(untilDate ? { until: untilDate } : {}) }),
-    );
-  });
-  const details = el("details", { class: "ban", "data-testid": "ban-details" }, el("summary", { "aria-label": `Ban ${p.username}…` }, "Ban…"), form);
-
   return el(
     "tr",
     { "data-testid": "player-row", "data-user-id": p.userId, "data-username": p.username },
     el("th", { scope: "row" }, el("span", { class: "name" }, p.username), el("small", { class: "id" }, p.userId)),
     el("td", { class: "sessions-cell" }),
-    el("td", { class: "actions" }, kick, details),
+    el("td", { class: "actions" }, kickButton(p.userId, p.username), banDetails(p.userId, p.username, "online")),
   );
+}
+
+function kickButton(userId: string, username: string): HTMLButtonElement {
+  const kick = el("button", { type: "button", class: "warn", "data-testid": "kick", "aria-label": `Kick ${username}` }, "Kick");
+  kick.addEventListener("click", () =>
+    void act(kick, `Kicked ${username}`, async () => {
+      await client.admin.kick(userId, reasonValue());
+      ui.reason.value = "";
+    }),
+  );
+  return kick;
+}
+
+/** "Ban…": reason and end (UTC); emptied and closed once the ban is done. `where` keeps ids unique per table. */
+function banDetails(userId: string, username: string, where: string): HTMLDetailsElement {
+  const until = el("input", { type: "datetime-local", id: `ban-until-${where}-${userId}`, "data-testid": "ban-until" });
+  const reason = el("input", { id: `ban-reason-${where}-${userId}`, maxlength: "200", "data-testid": "ban-reason" });
+  const confirmBan = el("button", { type: "submit", class: "danger", "data-testid": "ban-confirm" }, `Ban ${username}`);
+  const form = el(
+    "form",
+    { class: "ban-form", "data-testid": "ban-form" },
+    el("label", { for: reason.id }, "Reason (optional; the player sees it)"),
+    reason,
+    el("label", { for: until.id }, "Until, UTC (optional; empty = until unbanned)"),
+    until,
+    confirmBan,
+  );
+  const details = el("details", { class: "ban", "data-testid": "ban-details" }, el("summary", { "aria-label": `Ban ${username}…` }, "Ban…"), form);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    // The field is read as UTC, like every time on this page.
+    const untilDate = until.value ? new Date(`${until.value}Z`) : undefined;
+    if (untilDate && !(untilDate.getTime() > Date.now())) {
+      notify("A ban's end must be in the future.", "error");
+      until.focus();
+      return;
+    }
+    const why = reason.value.trim();
+    void act(confirmBan, `Banned ${username}${untilDate ? ` until ${formatUtc(untilDate.getTime())}` : " until unbanned"}${why ? ` (${why})` : ""}`, async () => {
+      await client.admin.ban(userId, { ...(why ? { reason: why } : {}), ...(untilDate ? { until: untilDate } : {}) });
+      reason.value = "";
+      until.value = "";
+      details.open = false;
+    });
+  });
+  return details;
 }
 
 function renderSessions(row: HTMLTableRowElement, p: OnlinePlayer): void {
@@ -215,12 +263,17 @@ function renderSessions(row: HTMLTableRowElement, p: OnlinePlayer): void {
       { class: "session-list" },
       ...p.sessions.map((s) => {
         const revoke = el("button", { type: "button", "data-testid": "revoke-session", "aria-label": `Revoke session ${s.sessionId} of ${p.username}` }, "Revoke");
-        revoke.addEventListener("click", () => void act(revoke, `Revoked a session of ${p.username}`, () => client.admin.revokeSession(s.sessionId, reasonValue())));
+        revoke.addEventListener("click", () =>
+          void act(revoke, `Revoked a session of ${p.username}`, async () => {
+            await client.admin.revokeSession(s.sessionId, reasonValue());
+            ui.reason.value = "";
+          }),
+        );
         return el(
           "li",
           { "data-testid": "admin-session", "data-session-id": s.sessionId, "data-node-id": s.nodeId },
           el("span", { class: "node" }, s.nodeId),
-          ` · since ${formatTime(s.connectedAt)} `,
+          ` · since ${formatUtc(s.connectedAt)} `,
           revoke,
         );
       }),
@@ -228,15 +281,16 @@ function renderSessions(row: HTMLTableRowElement, p: OnlinePlayer): void {
   );
 }
 
+/** The kick / revoke reason; the actions clear it once done: it belongs to one action, not to every later one. */
 const reasonValue = (): string | undefined => ui.reason.value.trim() || undefined;
 
-/** Runs an admin action with its button disabled, then refreshes at once. */
+/** Runs an admin action with its button disabled, says how it went, then refreshes at once. */
 async function act(button: HTMLButtonElement, done: string, action: () => Promise<void>): Promise<void> {
   button.disabled = true;
-  ui.error.textContent = "";
+  notify("");
   try {
     await action();
-    ui.status.textContent = done;
+    notify(done);
     if (polling) void poll();
   } catch (err) {
     await handleFailure(err, "Action failed");
@@ -262,6 +316,74 @@ async function revokeAll(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- user search
+
+async function search(): Promise<void> {
+  const query = ui.search.value.trim();
+  if (!/^[A-Za-z0-9_-]{0,32}$/.test(query)) {
+    notify("A username has only letters, digits, _ and -.", "error");
+    return;
+  }
+  searchQuery = query;
+  try {
+    const users = await client.admin.users(query, SEARCH_LIMIT);
+    if (query === searchQuery) renderUsers(users);
+  } catch (err) {
+    await handleFailure(err, "Search failed");
+  }
+}
+
+function clearSearch(): void {
+  searchQuery = null;
+  ui.usersBody.replaceChildren();
+  ui.usersTable.hidden = true;
+  ui.usersEmpty.hidden = true;
+}
+
+/** Rows updated in place, like the online list: an open ban form survives refreshes. */
+function renderUsers(list: UserView[]): void {
+  const seen = new Set<string>();
+  let previous: HTMLTableRowElement | null = null;
+  for (const u of list) {
+    seen.add(u.userId);
+    const row = ui.usersBody.querySelector<HTMLTableRowElement>(`tr[data-user-id="${CSS.escape(u.userId)}"]`) ?? userRow(u);
+    const wanted: ChildNode | null = previous ? previous.nextSibling : ui.usersBody.firstChild;
+    if (wanted !== row) ui.usersBody.insertBefore(row, wanted);
+    updateUserRow(row, u);
+    previous = row;
+  }
+  for (const row of Array.from(ui.usersBody.rows)) if (!seen.has(row.dataset.userId ?? "")) row.remove();
+  ui.usersTable.hidden = list.length === 0;
+  ui.usersEmpty.hidden = list.length > 0;
+}
+
+function userRow(u: UserView): HTMLTableRowElement {
+  const unban = el("button", { type: "button", "data-testid": "unban", "aria-label": `Unban ${u.username}` }, "Unban");
+  unban.addEventListener("click", () => void act(unban, `Unbanned ${u.username}`, () => client.admin.unban(u.userId)));
+  return el(
+    "tr",
+    { "data-testid": "user-row", "data-user-id": u.userId, "data-username": u.username },
+    el("th", { scope: "row" }, el("span", { class: "name" }, u.username), el("small", { class: "id" }, u.userId)),
+    el("td", {}, u.role),
+    el("td", { class: "presence", "data-testid": "user-online" }),
+    el("td", { class: "ban-state", "data-testid": "user-ban" }),
+    el("td", { class: "actions" }, kickButton(u.userId, u.username), banDetails(u.userId, u.username, "search"), unban),
+  );
+}
+
+/** What changes between refreshes: presence, the ban, and so which actions make sense. */
+function updateUserRow(row: HTMLTableRowElement, u: UserView): void {
+  row.dataset.online = String(u.online);
+  row.dataset.banned = String(u.ban !== null);
+  row.querySelector(".presence")!.replaceChildren(el("span", { class: u.online ? "badge online" : "badge" }, u.online ? "online" : "offline"));
+  row.querySelector(".ban-state")!.textContent = u.ban
+    ? `banned ${u.ban.until ? `until ${formatUtc(u.ban.until)}` : "until unbanned"}${u.ban.reason ? ` (${u.ban.reason})` : ""}`
+    : "";
+  // Kick needs someone to kick; Unban only while a ban holds (never a stale one).
+  row.querySelector<HTMLElement>('[data-testid="kick"]')!.hidden = !u.online;
+  row.querySelector<HTMLElement>('[data-testid="unban"]')!.hidden = u.ban === null;
+}
+
 // ---------------------------------------------------------------- audit
 
 function renderAudit(entries: AuditEntry[]): void {
@@ -277,17 +399,12 @@ function renderAudit(entries: AuditEntry[]): void {
         .filter(([k, v]) => k !== "username" && v !== null && v !== undefined)
         .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
         .join(", ");
+      // No Unban here: an old ban entry cannot tell whether the ban still holds (the search can).
       const targetCell = el("td", {}, username ? el("span", { class: "name" }, username) : null, e.target ? el("small", { class: "id" }, e.target) : null);
-      if (e.action === "ban" && e.target) {
-        const target = e.target;
-        const unban = el("button", { type: "button", "data-testid": "unban", "aria-label": `Unban ${username ?? target}` }, "Unban");
-        unban.addEventListener("click", () => void act(unban, `Unbanned ${username ?? target}`, () => client.admin.unban(target)));
-        targetCell.append(" ", unban);
-      }
       return el(
         "tr",
         { "data-testid": "audit-row", "data-action": e.action },
-        el("td", {}, el("time", { datetime: e.at }, formatDateTime(e.at))),
+        el("td", {}, el("time", { datetime: e.at }, formatUtc(e.at))),
         el("td", {}, e.actorName),
         el("td", {}, el("span", { class: `action action-${e.action}` }, e.action.replace(/_/g, " "))),
         targetCell,
@@ -308,6 +425,10 @@ ui.logout.addEventListener("click", () => {
   void client.logout().finally(() => showLogin("You signed out."));
 });
 ui.refusedBack.addEventListener("click", () => showLogin(""));
+ui.searchForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  void search();
+});
 // A background refresh found the session dead (revoked, banned...): say so, do not poll on.
 client.on("revoked", (e) => showLogin(`Your admin session has ended: ${e.message || reasonText[e.reason]}`));
 ui.revokeAll.addEventListener("click", () => void revokeAll());

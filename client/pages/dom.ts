@@ -40,8 +40,9 @@ const FRIENDLY: Partial<Record<string, string>> = {
   [ClientErrorCode.TIMEOUT]: "The server did not answer in time.",
 };
 
-/** Human text for a failure. */
+/** Human text for a failure; a ban says until when and why. */
 export function errorText(err: unknown): string {
+  if (err instanceof GatehouseClientError && err.code === ErrorCode.USER_BANNED) return bannedText(err.details.until ?? null, err.details.reason ?? null);
   if (err instanceof GatehouseClientError) return FRIENDLY[err.code] ?? err.message;
   return err instanceof Error ? err.message : String(err);
 }
@@ -64,3 +65,12 @@ export function sessionIsDead(err: unknown): boolean {
 
 export const formatTime = (iso: string | number): string => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 export const formatDateTime = (iso: string): string => new Date(iso).toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
+
+/** One time zone for every time an admin compares (audit, bans, sessions): "2026-12-02 03:04:05 UTC". */
+export const formatUtc = (iso: string | number): string => `${new Date(iso).toISOString().slice(0, 19).replace("T", " ")} UTC`;
+
+/** What a banned player is told: the end (or none) and the admin's reason. */
+export function bannedText(until: string | null, reason: string | null): string {
+  const end = until ? `until ${formatUtc(until)}` : "with no end date";
+  return `This account is banned ${end}.${reason ? ` Reason: ${reason}` : ""}`;
+}

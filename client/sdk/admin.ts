@@ -1,5 +1,5 @@
 /** `client.admin.*`: the admin routes over the client's authenticated `request()`. */
-import type { AuditEntry, OnlinePlayer } from "../../shared/protocol";
+import type { AuditEntry, OnlinePlayer, UserView } from "../../shared/protocol";
 
 /** What the admin API needs from the client: an authenticated JSON request. */
 export interface AuthedRequester {
@@ -13,6 +13,15 @@ export class AdminApi {
   /** Players online across the cluster, with their sessions and nodes. */
   players(): Promise<OnlinePlayer[]> {
     return this.client.request<OnlinePlayer[]>("GET", "/admin/players");
+  }
+
+  /**
+   * Users whose username starts with `query` (case-insensitive), online or not, with their ban
+   * (limit 1-100, default 20). Registered accounts, plus guests while they are online.
+   */
+  users(query = "", limit = 20): Promise<UserView[]> {
+    const qs = new URLSearchParams({ query, limit: String(limit) });
+    return this.client.request<UserView[]>("GET", `/admin/users?${qs.toString()}`);
   }
 
   /** Revokes every session of the user (reason `kicked`); they may log in again. */

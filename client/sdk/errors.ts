@@ -1,5 +1,5 @@
 /** The one error type of the SDK: a stable `code` from the contract, or a client-side one. */
-import { ErrorCode, errorMessage, type WireError } from "../../shared/errors";
+import { ErrorCode, errorMessage, type ErrorDetails, type WireError } from "../../shared/errors";
 
 /** Failures that happen on the client's side of the wire (no server code exists for them). */
 export const ClientErrorCode = {
@@ -22,17 +22,21 @@ export class GatehouseClientError extends Error {
     message: string = isErrorCode(code) ? errorMessage[code] : code,
     /** the HTTP status, for HTTP failures */
     readonly status?: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; details?: ErrorDetails },
   ) {
     super(message, options);
+    if (options?.details) this.details = options.details;
   }
+
+  /** Extra fields of the server's error: for USER_BANNED, `until` (ISO time or null) and `reason` (or null). */
+  readonly details: ErrorDetails = {};
 
   /** From a `{code, message}` wire error (HTTP body, ack, connect_error data). */
   static fromWire(error: unknown, status?: number): GatehouseClientError {
     const e = (typeof error === "object" && error !== null ? error : {}) as Partial<WireError>;
     const code = isErrorCode(e.code) ? e.code : ErrorCode.INTERNAL;
     const message = typeof e.message === "string" && e.message ? e.message : errorMessage[code];
-    return new GatehouseClientError(code, message, status);
+    return new GatehouseClientError(code, message, status, { details: detailsOf(e) });
   }
 
   /** From a socket.io `connect_error`: `err.data = {code, message}`, or `err.message` = the code. */
@@ -42,4 +46,14 @@ export class GatehouseClientError extends Error {
     if (isErrorCode(err.message)) return new GatehouseClientError(err.message);
     return new GatehouseClientError(ClientErrorCode.NETWORK, `Could not connect: ${err.message}`, undefined, { cause: err });
   }
+}
+
+/** Only the documented detail fields, and only with the types the contract gives them. */
+function detailsOf(e: Partial<WireError>): ErrorDetails {
+  const d: ErrorDetails = {};
+  for (const key of ["until", "reason"] as const) {
+    const v = e[key];
+    if (v === null || typeof v === "string") d[key] = v;
+  }
+  return d;
 }

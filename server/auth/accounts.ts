@@ -7,7 +7,7 @@ import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { GUEST_PREFIX } from "../../shared/protocol";
 import type { Clock } from "../clock";
 import type { Revocations } from "../revocation/revocations";
-import type { SessionRecord, Store, TokenBasis, UserRecord } from "../store/store";
+import type { Ban, SessionRecord, Store, TokenBasis, UserRecord } from "../store/store";
 import { dummyPasswordHash, hashPassword, verifyPassword } from "./passwords";
 import { openSuccessor, sealSuccessor } from "./refresh-seal";
 import { hashRefreshToken, newId, newRefreshToken, sessionIdOfRefreshToken, type TokenService } from "./tokens";
@@ -20,6 +20,8 @@ export interface AccountsDeps {
   refreshTtlMs: number;
   /** REFRESH_REUSE_GRACE in ms; 0 = off */
   refreshReuseGraceMs: number;
+  /** SESSIONS_PER_USER: 0 = unlimited (default), 1 = a login replaces the user's other sessions */
+  sessionsPerUser?: number;
 }
 
 export function publicUser(u: UserRecord): PublicUser {
@@ -29,6 +31,17 @@ export function publicUser(u: UserRecord): PublicUser {
 export function isBanned(u: UserRecord, now: number): boolean {
   return u.ban !== null && (u.ban.until === null || u.ban.until > now);
 }
+
+/** USER_BANNED carrying the ban's end and the admin's reason (contract section 3). */
+export function bannedError(ban: Ban | null): GatehouseError {
+  return new GatehouseError(ErrorCode.USER_BANNED, undefined, {
+    until: ban?.until != null ? new Date(ban.until).toISOString() : null,
+    reason: ban?.reason ?? null,
+  });
+}
+
+/** Newer first: creation time, then id, so every node ranks a user's sessions the same way. */
+const newerFirst = (a: SessionRecord, b: SessionRecord): number => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
 export class Accounts {
   constructor(private readonly d: AccountsDeps) {}
@@ -66,8 +79,31 @@ export class Accounts {
    * kick or ban that landed meanwhile wins, and this login gets no session at all (contract 5).
    */
   async login(user: UserRecord, device: string): Promise<TokenPair> {
-    if (isBanned(user, this.d.clock.now())) throw new GatehouseError(ErrorCode.USER_BANNED);
-    return this.startSessionOrFail(user, device);
+    if (isBanned(user, this.d.clock.now())) throw bannedError(user.ban);
+    const pair = await this.startSessionOrFail(user, device);
+    if (this.d.sessionsPerUser === 1) await this.replaceOtherSessions(user.id, pair.sessionId);
+    return pair;
+  }
+
+  /**
+   * SESSIONS_PER_USER=1, once the new session exists. Sessions are ranked by (createdAt, id);
+   * the newest one wins: this login ends every older session, or, if a newer one already exists
+   * (two logins at once), its own. Of two sessions, the one created second always sees the
+   * other when it lists, so every pair loses one member whatever the interleaving: at most one
+   * session survives, and it is the newest (which nobody revokes).
+   */
+  private async replaceOtherSessions(userId: string, ownId: string): Promise<void> {
+    const sessions = (await this.d.store.listSessions(userId, this.d.clock.now())).sort(newerFirst);
+    const own = sessions.findIndex((s) => s.id === ownId);
+    const revoke = (sessionId: string) => this.d.revocations.revoke({ kind: "session", userId, sessionId, reason: "session_replaced" });
+    // Gone already: a newer login of this user replaced it.
+    if (own < 0) throw new GatehouseError(ErrorCode.SESSION_REVOKED);
+    if (own > 0) {
+      // A newer login of this user won the race: this session is the one replaced.
+      await revoke(ownId);
+      throw new GatehouseError(ErrorCode.SESSION_REVOKED);
+    }
+    for (const s of sessions.slice(1)) await revoke(s.id);
   }
 
   /**
@@ -100,7 +136,7 @@ export class Accounts {
         await this.d.revocations.revoke({ kind: "session", userId: result.userId, sessionId: result.sessionId, reason: "refresh_reused" });
         throw new GatehouseError(ErrorCode.REFRESH_REUSED);
       case "banned":
-        throw new GatehouseError(ErrorCode.USER_BANNED);
+        throw bannedError((await this.d.store.getUser(result.userId))?.ban ?? null);
       case "invalid":
         throw new GatehouseError(ErrorCode.REFRESH_INVALID);
     }
@@ -201,7 +237,7 @@ export class Accounts {
     // A revocation of this user landed between the password check and now.
     const fresh = await this.d.store.getUser(user.id);
     if (!fresh || fresh.passwordHash !== user.passwordHash) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
-    if (isBanned(fresh, this.d.clock.now())) throw new GatehouseError(ErrorCode.USER_BANNED);
+    if (isBanned(fresh, this.d.clock.now())) throw bannedError(fresh.ban);
     throw new GatehouseError(ErrorCode.SESSION_REVOKED);
   }
 

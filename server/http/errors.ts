@@ -3,17 +3,17 @@ import type { Server } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
-import { ErrorCode, GatehouseError, errorMessage, errorStatus } from "../../shared/errors";
+import { ErrorCode, GatehouseError, errorMessage, errorStatus, type ErrorDetails } from "../../shared/errors";
 import { RateLimitedError } from "./rate-limits";
 
-export function sendError(res: Response, code: ErrorCode, message: string = errorMessage[code]): void {
+export function sendError(res: Response, code: ErrorCode, message: string = errorMessage[code], details?: ErrorDetails): void {
   if (code === ErrorCode.TOKEN_MISSING) {
     res.setHeader("WWW-Authenticate", 'Bearer realm="gatehouse"');
   } else if (errorStatus[code] === 401 && code.startsWith("TOKEN_")) {
     // RFC 6750: tell Bearer clients the token itself is the problem.
     res.setHeader("WWW-Authenticate", 'Bearer realm="gatehouse", error="invalid_token"');
   }
-  res.status(errorStatus[code]).json({ error: { code, message } });
+  res.status(errorStatus[code]).json({ error: { code, message, ...details } });
 }
 
 /** Last middleware: coded errors pass through; body-parser's become 400/413; the rest 500 (logged). */
@@ -21,7 +21,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     if (res.headersSent) return;
     if (err instanceof RateLimitedError) res.setHeader("Retry-After", String(err.retryAfterSec));
-    if (err instanceof GatehouseError) return sendError(res, err.code, err.message);
+    if (err instanceof GatehouseError) return sendError(res, err.code, err.message, err.details);
     const type = (err as { type?: string }).type;
     if (type === "entity.too.large") return sendError(res, ErrorCode.PAYLOAD_TOO_LARGE);
     if (type === "entity.parse.failed" || type === "encoding.unsupported" || type === "charset.unsupported") {

@@ -1,13 +1,14 @@
 /** /admin/* (mounted at /admin): cluster-wide player view, kick/ban/revoke, audit. Rights re-checked against the store on every call. */
 import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
-import { AdminReasonBody, AuditQuery, BanBody, IdParam, type AuditEntry, type OnlinePlayer } from "../../shared/protocol";
+import { AdminReasonBody, AuditQuery, BanBody, GUEST_PREFIX, IdParam, UsersQuery, type AuditEntry, type OnlinePlayer, type UserView } from "../../shared/protocol";
+import { isBanned } from "../auth/accounts";
 import { newId } from "../auth/tokens";
 import type { LiveTokenCheck } from "../auth/check";
 import type { Clock } from "../clock";
 import type { Presence } from "../realtime/presence";
 import type { Revocations } from "../revocation/revocations";
-import type { Store } from "../store/store";
+import type { Store, UserRecord } from "../store/store";
 import { requireAdmin } from "./auth-middleware";
 import { parse } from "./validate";
 
@@ -57,6 +58,32 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
       player.sessions.push({ sessionId: p.sessionId, nodeId: p.nodeId, connectedAt: new Date(p.connectedAt).toISOString() });
     }
     res.json([...byUser.values()].sort((a, b) => a.username.localeCompare(b.username)));
+  });
+
+  r.get("/users", async (req, res) => {
+    const { query, limit } = parse(UsersQuery, req.query);
+    const q = query.toLowerCase();
+    const users = new Map<string, UserRecord>();
+    for (const u of await d.store.searchUsers(q, limit)) users.set(u.id, u);
+    // Guests are not in the store's search (their accounts expire with their sessions): the online
+    // ones come from presence. An offline guest can only come back by refresh, and kick/ban need it online.
+    if (GUEST_PREFIX.startsWith(q) || q.startsWith(GUEST_PREFIX)) {
+      const guestIds = new Set<string>();
+      for (const p of await d.presence.list()) if (p.username.toLowerCase().startsWith(q) && !users.has(p.userId)) guestIds.add(p.userId);
+      for (const u of await Promise.all([...guestIds].map((id) => d.store.getUser(id)))) if (u) users.set(u.id, u);
+    }
+    const page = [...users.values()].sort((a, b) => cmp(a.username.toLowerCase(), b.username.toLowerCase())).slice(0, limit);
+    const now = d.clock.now();
+    const views = await Promise.all(
+      page.map(async (u): Promise<UserView> => ({
+        userId: u.id,
+        username: u.username,
+        role: u.role,
+        online: (await d.presence.sessionsOnline(u.id)).size > 0,
+        ban: u.ban && isBanned(u, now) ? { until: u.ban.until === null ? null : new Date(u.ban.until).toISOString(), reason: u.ban.reason ?? null } : null,
+      })),
+    );
+    res.json(views);
   });
 
   r.post("/users/:userId/kick", async (req, res) => {
@@ -113,6 +140,8 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
 
   return r;
 }
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The admin's reason, passed on to the dropped players' `session:revoked` message. */
 function noteOf(body: { reason?: string | undefined }): { note?: string } {

@@ -122,6 +122,20 @@ export class MemoryStore implements Store {
     return id === undefined ? null : this.getUser(id);
   }
 
+  async searchUsers(prefix: string, limit: number): Promise<UserRecord[]> {
+    const p = prefix.toLowerCase();
+    // A scan: the embedded store serves one node of a small deployment.
+    const names = [...this.usernames.keys()].filter((n) => n.startsWith(p)).sort();
+    const out: UserRecord[] = [];
+    for (const name of names) {
+      const u = this.users.get(this.usernames.get(name)!);
+      if (!u || u.guest) continue;
+      out.push(clone(u));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
   async upsertAdmin(user: UserRecord): Promise<UserRecord> {
     this.observe(user.createdAt);
     const id = this.usernames.get(user.username.toLowerCase());

@@ -6,13 +6,20 @@ import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { RevocationChange, RevocationEvent } from "./store";
 
-/** KEYS: un:<name>, u:<id>. ARGV: id, then the user hash's field/value pairs. */
+/**
+ * KEYS: un:<name>, u:<id>, names. ARGV: id, indexed '1'|'0' (registered, not a guest), lower-cased
+ * name, then the user hash's field/value pairs.
+ */
 const CREATE_USER = `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+if ARGV[2] == '1' then redis.call('ZADD', KEYS[3], 0, ARGV[3]) end
 return 1`;
 
-/** KEYS: un:<name>. ARGV: prefix, new id, hasPassword '1'|'0', passwordHash, then a new user's field/value pairs. */
+/**
+ * KEYS: un:<name>, names. ARGV: prefix, new id, hasPassword '1'|'0', passwordHash, lower-cased
+ * name, then a new user's field/value pairs.
+ */
 const UPSERT_ADMIN = `
 local P = ARGV[1]
 local id = redis.call('GET', KEYS[1])
@@ -22,13 +29,14 @@ if not id then
 end
 local ukey = P .. 'u:' .. id
 if redis.call('EXISTS', ukey) == 0 then
-  redis.call('HSET', ukey, unpack(ARGV, 5))
+  redis.call('HSET', ukey, unpack(ARGV, 6))
   redis.call('HSET', ukey, 'id', id)
 elseif redis.call('HGET', ukey, 'role') ~= 'admin' then
   -- never promote a player who happens to hold the configured name
   return 0
 end
 redis.call('HSET', ukey, 'role', 'admin')
+redis.call('ZADD', KEYS[2], 0, ARGV[5])
 if ARGV[3] == '1' then
   redis.call('HSET', ukey, 'passwordHash', ARGV[4])
 else

@@ -7,6 +7,9 @@
  * because it applies neither to SCAN patterns nor to names built in Lua):
  *   P u:<id>        HASH  user record (passwordHash / ban fields absent = null; ban is JSON)
  *   P un:<name>     STR   lower-cased username -> user id
+ *   P names         ZSET  lower-cased usernames of registered accounts (not guests: theirs
+ *                         expire with their sessions, so the index would outlive them), all
+ *                         scored 0 for ZRANGEBYLEX prefix search
  *   P s:<sid>       HASH  session record + its refresh chain, PEXPIREAT expiresAt:
  *                         state live|revoked (a revoked one stays as a tombstone),
  *                         gen (the global generation at creation), cur (SHA-256 of
@@ -133,7 +136,12 @@ export class RedisStore implements Store {
 
   createUser(user: UserRecord): Promise<void> {
     return this.run(async () => {
-      const ok = await scripts.createUser.run(this.client, [this.k("un:", user.username.toLowerCase()), this.k("u:", user.id)], [user.id, ...userFields(user)]);
+      const name = user.username.toLowerCase();
+      const ok = await scripts.createUser.run(
+        this.client,
+        [this.k("un:", name), this.k("u:", user.id), this.k("names")],
+        [user.id, user.guest ? "0" : "1", name, ...userFields(user)],
+      );
       if (ok !== 1) throw new GatehouseError(ErrorCode.USERNAME_TAKEN);
     });
   }
@@ -149,12 +157,31 @@ export class RedisStore implements Store {
     });
   }
 
+  searchUsers(prefix: string, limit: number): Promise<UserRecord[]> {
+    return this.run(async () => {
+      // Usernames are [a-z0-9_-] once lower-cased: every name with the prefix sorts below prefix + "\xff".
+      const p = prefix.toLowerCase();
+      const names = await this.client.zrangebylex(this.k("names"), `[${p}`, `[${p}\xff`, "LIMIT", 0, limit);
+      if (names.length === 0) return [];
+      const ids = await this.client.mget(names.map((n) => this.k("un:", n)));
+      const pipe = this.client.pipeline();
+      for (const id of ids) pipe.hgetall(this.k("u:", id ?? ""));
+      const out: UserRecord[] = [];
+      for (const [err, h] of (await pipe.exec()) ?? []) {
+        if (err) throw err;
+        const u = parseUser(h as Record<string, string>);
+        if (u) out.push(u);
+      }
+      return out;
+    });
+  }
+
   upsertAdmin(user: UserRecord): Promise<UserRecord> {
     return this.run(async () => {
       const reply = await scripts.upsertAdmin.run(
         this.client,
-        [this.k("un:", user.username.toLowerCase())],
-        [this.p, user.id, user.passwordHash === null ? "0" : "1", user.passwordHash ?? "", ...userFields({ ...user, role: "admin" })],
+        [this.k("un:", user.username.toLowerCase()), this.k("names")],
+        [this.p, user.id, user.passwordHash === null ? "0" : "1", user.passwordHash ?? "", user.username.toLowerCase(), ...userFields({ ...user, role: "admin" })],
       );
       if (reply === 0) throw new GatehouseError(ErrorCode.USERNAME_TAKEN, "That username belongs to a player account.");
       const parsed = parseUser(pairsToObject(reply));

@@ -212,6 +212,12 @@ export interface Store {
    * once; USERNAME_TAKEN if the name belongs to a non-admin (never promotes a player)
    */
   upsertAdmin(user: UserRecord): Promise<UserRecord>;
+  /**
+   * registered accounts (players and admins; never guests, whose accounts expire with their
+   * sessions) whose username starts with `prefix`, case-insensitive; ordered by lower-cased
+   * username, at most `limit`
+   */
+  searchUsers(prefix: string, limit: number): Promise<UserRecord[]>;
 
   // ---- sessions and refresh tokens ----
   /**

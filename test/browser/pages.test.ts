@@ -51,7 +51,7 @@ describe("browser pages", () => {
 
   async function playAsGuest(page: Page, room?: string): Promise<string> {
     await page.getByTestId("guest-button").click();
-    await expect.poll(() => page.getByTestId("status").textContent()).toContain("In room");
+    await expect.poll(() => page.getByTestId("status").textContent(), { timeout: 10_000 }).toContain("In room");
     if (room) {
       await page.getByTestId("room-input").fill(room);
       await page.getByTestId("join-button").click();
@@ -64,7 +64,26 @@ describe("browser pages", () => {
     await page.getByTestId("username").fill(username);
     await page.getByTestId("password").fill(password);
     await page.getByTestId("login-button").click();
-    await expect.poll(() => page.getByTestId("status").textContent()).toContain("In room");
+    // expect.poll's default 1 s is too short on a loaded machine (login = scrypt + a socket handshake).
+    await expect.poll(() => page.getByTestId("status").textContent(), { timeout: 10_000 }).toContain("In room");
+  }
+
+  /** /admin, signed in as the test node's admin. */
+  async function openAdmin(): Promise<TrackedPage> {
+    const admin = await open(adminPath);
+    await admin.page.getByTestId("admin-username").fill("admin");
+    await admin.page.getByTestId("admin-password").fill("admin-password-1");
+    await admin.page.getByTestId("admin-login-button").click();
+    await admin.page.getByTestId("dashboard").waitFor();
+    return admin;
+  }
+
+  /** Resolves once the dashboard has refreshed `times` more times (its "Updated ..." stamp changed). */
+  async function refreshes(a: Page, times: number): Promise<void> {
+    for (let i = 0; i < times; i++) {
+      const stamp = await a.getByTestId("admin-status").textContent();
+      await expect.poll(() => a.getByTestId("admin-status").textContent(), { timeout: 5000 }).not.toBe(stamp);
+    }
   }
 
   /** A registered user (password "password-123") signed in on two pages; a third session "setup" is offline. */
@@ -199,7 +218,7 @@ describe("browser pages", () => {
     expect(admin.errors).toEqual([]);
   });
 
-  it("an admin bans a player until a given time from the dashboard, then unbans from the audit log", async () => {
+  it("an admin bans an online player until a given time from the dashboard; the audit log offers no (stale) Unban", async () => {
     const username = uniqueName("banme");
     await register(node.url, username, "password-123", "setup");
     const bot = new GatehouseClient({ baseUrl: node.url, device: "script" });
@@ -218,10 +237,9 @@ describe("browser pages", () => {
 
     await row.getByTestId("ban-details").locator("summary").click();
     await row.getByTestId("ban-reason").fill("griefing");
-    // datetime-local takes local time: tomorrow, this time.
+    // The dashboard reads the end as UTC, like every time it shows: tomorrow, this minute.
     const until = new Date(Date.now() + 86_400_000);
-    const local = new Date(until.getTime() - until.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
-    await row.getByTestId("ban-until").fill(local);
+    await row.getByTestId("ban-until").fill(until.toISOString().slice(0, 16));
     // The open ban form survives the 2 s refreshes (rows are updated in place, not rebuilt).
     const stamp = await a.getByTestId("admin-status").textContent();
     await expect.poll(() => a.getByTestId("admin-status").textContent(), { timeout: 5000 }).not.toBe(stamp);
@@ -235,12 +253,121 @@ describe("browser pages", () => {
     const banRow = a.locator('[data-testid="audit-row"][data-action="ban"]').first();
     await banRow.waitFor();
     await expect(banRow.textContent()).resolves.toContain("griefing");
-    await expect(bot.login(username, "password-123")).rejects.toMatchObject({ code: ErrorCode.USER_BANNED });
-
-    await banRow.getByTestId("unban").click();
-    await a.locator('[data-testid="audit-row"][data-action="unban"]').first().waitFor();
-    await expect(bot.login(username, "password-123")).resolves.toMatchObject({ user: { username } });
+    const minute = `${until.toISOString().slice(0, 16).replace("T", " ")}:00 UTC`;
+    await expect(a.getByTestId("admin-notice").textContent()).resolves.toBe(`Banned ${username} until ${minute} (griefing)`);
+    await expect(bot.login(username, "password-123")).rejects.toMatchObject({
+      code: ErrorCode.USER_BANNED,
+      details: { until: `${until.toISOString().slice(0, 16)}:00.000Z`, reason: "griefing" },
+    });
+    // An old ban entry cannot know whether the ban still holds: unbanning is done from the search.
+    await expect(banRow.getByTestId("unban").count()).resolves.toBe(0);
     expect(admin.errors).toEqual([]);
+  });
+
+  it("the search finds an offline user; banned from the result, the player's login page shows the reason and end; unbanned, the Unban button goes", async () => {
+    const stem = uniqueName("Offline");
+    const username = `${stem}_x`;
+    await register(node.url, username, "password-123", "setup");
+    await register(node.url, `${stem}_y`, "password-123", "setup");
+    const { page: a, errors } = await openAdmin();
+
+    await a.getByTestId("user-search").fill(stem.toLowerCase());
+    await a.getByTestId("user-search-button").click();
+    const row = a.locator(`[data-testid="user-row"][data-username="${username}"]`);
+    await row.waitFor();
+    await expect(a.getByTestId("user-row").count()).resolves.toBe(2);
+    await expect(row.getByTestId("user-online").textContent()).resolves.toBe("offline");
+    await expect(row.getByTestId("kick").isHidden()).resolves.toBe(true); // nobody to kick
+    await expect(row.getByTestId("unban").isHidden()).resolves.toBe(true); // not banned
+
+    await row.getByTestId("ban-details").locator("summary").click();
+    await row.getByTestId("ban-reason").fill("chargeback fraud");
+    const until = new Date(Date.now() + 2 * 86_400_000);
+    await row.getByTestId("ban-until").fill(until.toISOString().slice(0, 16));
+    await row.getByTestId("ban-confirm").click();
+    const untilText = `${until.toISOString().slice(0, 16).replace("T", " ")}:00 UTC`;
+    await expect.poll(() => row.getByTestId("user-ban").textContent()).toBe(`banned until ${untilText} (chargeback fraud)`);
+    await expect(row.getByTestId("unban").isVisible()).resolves.toBe(true);
+    // the form is emptied and closed after use
+    await expect(row.getByTestId("ban-form").isVisible()).resolves.toBe(false);
+    await expect(row.getByTestId("ban-reason").inputValue()).resolves.toBe("");
+    await screenshot(a, "admin-search-banned");
+
+    // The player tries to log in on the game page: told why and until when.
+    const game = await open("/");
+    await game.page.getByTestId("username").fill(username);
+    await game.page.getByTestId("password").fill("password-123");
+    await game.page.getByTestId("login-button").click();
+    await expect.poll(() => game.page.getByTestId("login-error").textContent(), { timeout: 10_000 }).toBe(
+      `This account is banned until ${untilText}. Reason: chargeback fraud`,
+    );
+    await screenshot(game.page, "game-login-banned");
+
+    await row.getByTestId("unban").click();
+    await expect.poll(() => row.getByTestId("user-ban").textContent()).toBe("");
+    await expect(row.getByTestId("unban").isHidden()).resolves.toBe(true);
+    await expect(a.getByTestId("admin-notice").textContent()).resolves.toBe(`Unbanned ${username}`);
+    await loginOnPage(game.page, username, "password-123");
+    // Online now: the search result says so on its next refresh, and offers Kick.
+    await expect.poll(() => row.getByTestId("user-online").textContent(), { timeout: 5000 }).toBe("online");
+    await expect(row.getByTestId("kick").isVisible()).resolves.toBe(true);
+    expect(errors).toEqual([]);
+    // the refused login is the only thing the browser logs
+    expect(game.errors).toEqual([expect.stringContaining("status of 403")]);
+  });
+
+  it("an action's confirmation stays visible across refreshes; the reason field is emptied after use", async () => {
+    const guest = await open("/");
+    const guestName = await playAsGuest(guest.page, "notice-room");
+    const { page: a, errors } = await openAdmin();
+    const row = a.locator(`[data-testid="player-row"][data-username="${guestName}"]`);
+    await a.getByTestId("action-reason").fill("spamming chat");
+    await row.getByTestId("kick").click();
+    const notice = a.getByTestId("admin-notice");
+    await expect.poll(() => notice.textContent()).toBe(`Kicked ${guestName}`);
+    await expect(a.getByTestId("action-reason").inputValue()).resolves.toBe("");
+    // Two refreshes later (the first one comes at once, right after the action), still there.
+    await refreshes(a, 2);
+    await expect(notice.textContent()).resolves.toBe(`Kicked ${guestName}`);
+    await expect(notice.isVisible()).resolves.toBe(true);
+    await expect(guest.page.getByTestId("revoked-banner").textContent()).resolves.toContain("spamming chat");
+    expect(errors).toEqual([]);
+  });
+
+  it("the dashboard shows every time in UTC, labelled, and primary buttons stay readable on hover", async () => {
+    const { page: a, errors } = await openAdmin();
+    // the admin's own login needs no audit entry: make one
+    await a.getByTestId("user-search").fill("admin");
+    await a.getByTestId("user-search-button").click();
+    await a.locator('[data-testid="user-row"][data-username="admin"]').waitFor();
+    const guest = await open("/");
+    const guestName = await playAsGuest(guest.page);
+    await a.locator(`[data-testid="player-row"][data-username="${guestName}"]`).getByTestId("kick").click();
+    const time = a.locator('[data-testid="audit-row"] time').first();
+    await time.waitFor();
+    const iso = (await time.getAttribute("datetime"))!;
+    await expect(time.textContent()).resolves.toBe(`${iso.slice(0, 19).replace("T", " ")} UTC`);
+    await expect(a.locator('[data-testid="audit-table"] thead').textContent()).resolves.toContain("When (UTC)");
+    await expect(a.getByTestId("admin-status").textContent()).resolves.toMatch(/^Updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+
+    const button = a.getByTestId("user-search-button");
+    await button.hover();
+    const contrast = await button.evaluate((b) => {
+      const rgb = (c: string) => (c.match(/\d+(\.\d+)?/g) ?? []).slice(0, 3).map(Number);
+      const lum = (c: string) => {
+        const [r, g, bl] = rgb(c).map((v) => {
+          const s = v / 255;
+          return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r! + 0.7152 * g! + 0.0722 * bl!;
+      };
+      const style = getComputedStyle(b);
+      const [l1, l2] = [lum(style.color), lum(style.backgroundColor)].sort((x, y) => y - x);
+      return (l1! + 0.05) / (l2! + 0.05);
+    });
+    // WCAG AA for normal text
+    expect(contrast).toBeGreaterThanOrEqual(4.5);
+    expect(errors).toEqual([]);
   });
 
   it("a user signs out their other device from My sessions; that device shows why", async () => {
@@ -281,12 +408,12 @@ describe("browser pages", () => {
     await l.getByTestId("old-password").fill("not-the-password");
     await l.getByTestId("new-password").fill("password-456");
     await l.getByTestId("password-submit").click();
-    await expect.poll(() => l.getByTestId("password-message").textContent()).toContain("current password is wrong");
+    await expect.poll(() => l.getByTestId("password-message").textContent(), { timeout: 10_000 }).toContain("current password is wrong");
     await expect(phone.page.getByTestId("revoked-banner").isHidden()).resolves.toBe(true);
 
     await l.getByTestId("old-password").fill("password-123");
     await l.getByTestId("password-submit").click();
-    await expect.poll(() => l.getByTestId("password-message").textContent()).toContain("Password changed");
+    await expect.poll(() => l.getByTestId("password-message").textContent(), { timeout: 10_000 }).toContain("Password changed");
     const banner = phone.page.getByTestId("revoked-banner");
     await banner.waitFor({ state: "visible", timeout: 2000 });
     await expect(banner.textContent()).resolves.toContain(reasonText.password_changed);

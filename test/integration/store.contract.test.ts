@@ -149,6 +149,37 @@ function contract(h: Harness): void {
       expect(new Set(many.map((m) => m.id))).toEqual(new Set([first.id]));
     });
 
+    it("searches registered users by username prefix, case-insensitively, in name order, up to a limit; never guests", async () => {
+      const names = ["Mia_2", "mia_1", "MIAB", "Mi", "nomia"];
+      const made = new Map<string, UserRecord>();
+      for (const username of names) {
+        const u = user({ username });
+        made.set(username, u);
+        await store.createUser(u);
+      }
+      await store.createUser(user({ username: "guest-mia", passwordHash: null, guest: true }));
+      const admin = await store.upsertAdmin(user({ username: "MiaAdmin", role: "admin", passwordHash: "scrypt$a" }));
+
+      const found = await store.searchUsers("mIA", 10);
+      expect(found.map((u) => u.username)).toEqual(["mia_1", "Mia_2", "MiaAdmin", "MIAB"]);
+      expect(found[0]).toEqual(made.get("mia_1"));
+      expect(found[2]).toEqual(admin);
+      expect((await store.searchUsers("mia", 2)).map((u) => u.username)).toEqual(["mia_1", "Mia_2"]);
+      expect((await store.searchUsers("", 100)).map((u) => u.username)).toEqual(["Mi", "mia_1", "Mia_2", "MiaAdmin", "MIAB", "nomia"]);
+      expect(await store.searchUsers("guest-", 10)).toEqual([]);
+      expect(await store.searchUsers("zed", 10)).toEqual([]);
+      // the admin, upserted again, is listed once
+      await store.upsertAdmin(user({ username: "miaadmin", role: "admin", passwordHash: "scrypt$b" }));
+      expect((await store.searchUsers("miaa", 10)).map((u) => u.id)).toEqual([admin.id]);
+    });
+
+    it("search reads the user's current record (a ban shows)", async () => {
+      const u = user({ username: "Banme" });
+      await store.createUser(u);
+      await store.applyRevocation({ kind: "user", userId: u.id, reason: "banned", ban: { until: null, reason: "cheating" } }, { now: Date.now(), ...CTX });
+      expect((await store.searchUsers("banme", 1))[0]?.ban).toEqual({ until: null, reason: "cheating" });
+    });
+
     it("upsertAdmin never promotes a player who holds the name, and resets an existing admin's password", async () => {
       const player = user({ username: "boss" });
       await store.createUser(player);
@@ -563,6 +594,8 @@ function contract(h: Harness): void {
     expect(await store.getUserByUsername(guest.username)).toBeNull();
     expect(await store.getUser(member.id)).toMatchObject({ id: member.id });
     expect(await store.getUserByUsername(member.username)).toMatchObject({ id: member.id });
+    // the search never held the guest, so nothing of it is left behind
+    expect((await store.searchUsers("", 100)).map((u) => u.id)).toEqual([member.id]);
   });
 
   it("bounded state: 200 short sessions revoked shrink back to the users", async () => {
