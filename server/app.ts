@@ -259,7 +259,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     clientIp: (raw) => (Object.create(app.request, { app: { value: app }, headers: { value: raw.headers }, socket: { value: raw.socket } }) as express.Request).ip,
     usernameOf: (userId) => users.usernameOf(userId),
   });
-  const game: GameHandle = registerGame({ io, gateway, clock, log, nodeId: config.nodeId, clustered: adapterClients.length === 2 });
+  const game: GameHandle = registerGame({ io, gateway, clock, log, nodeId: config.nodeId, clustered: adapterClients.length === 2, redis });
 
   await revocations.start();
 
