@@ -32,7 +32,9 @@ export const arenaRoom = defineRoom<Record<string, never>, Position, PlayerView>
       handle: ({ player, data, now }) => {
         const at = applyMove(player.state, data, now);
         player.state = { ...at, movedAt: now };
-        return at;
+        // The ack shows the position as `state` will (rounded), so a client can compare them.
+        const { x, y } = view(player, at);
+        return { x, y };
       },
     },
     [Events.CHAT_SEND]: {
