@@ -1,5 +1,6 @@
 /** Tic-tac-toe over real sockets on one node: matchmaking, turns, a win, refusals, and a revoked player's forfeit. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GatehouseClient } from "../../client/sdk";
 import type { TicTacToeState, TicTacToeYou } from "../../shared/protocol";
 import { call, register } from "../helpers/http";
 import { startNode, type TestNode } from "../helpers/node";
@@ -95,5 +96,28 @@ describe("tic-tac-toe on one node", () => {
     expect(await emitAck(b.s.socket, "ttt:queue", {})).toMatchObject({ status: "matched" });
     expect((await twinMatched).you.playerId).toBe(twin.socket.id);
     await expect(nextEvent(a.s.socket, "ttt:matched", 300)).rejects.toThrow(/timed out/);
+  });
+
+  it("the SDK plays it: queue, matched, play, refusals as coded errors, leave", async () => {
+    const [a, b] = [new GatehouseClient({ baseUrl: node.url }), new GatehouseClient({ baseUrl: node.url })];
+    try {
+      await Promise.all([a.guest(), b.guest()]);
+      const [sa, sb] = await Promise.all([a.connect(), b.connect()]);
+      expect(await a.queueTicTacToe()).toMatchObject({ status: "waiting" });
+      const aMatched = new Promise((resolve) => sa.once("ttt:matched", resolve));
+      const bYou = new Promise<TicTacToeYou>((resolve) => sb.on("ttt:you", (y) => y.yourTurn === false && resolve(y)));
+      expect(await b.queueTicTacToe()).toMatchObject({ status: "matched" });
+      await aMatched;
+      expect((await bYou).mark).toBe("O");
+      await a.playTicTacToe(4);
+      await expect(a.playTicTacToe(0)).rejects.toMatchObject({ code: "FORBIDDEN" });
+      await expect(b.send("ttt:play", { cell: "x" })).rejects.toMatchObject({ code: "VALIDATION_FAILED" });
+      const aWins = new Promise<TicTacToeState>((resolve) => sa.on("ttt:state", (st) => st.status === "over" && resolve(st)));
+      await b.leaveTicTacToe();
+      expect((await aWins).result).toEqual({ winner: "X", reason: "forfeit" });
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
