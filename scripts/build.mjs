@@ -34,6 +34,7 @@ const nodeEntries = {
 const browserEntries = {
   "public/game": "client/pages/game.ts",
   "public/admin": "client/pages/admin.ts",
+  "public/tictactoe": "client/pages/tictactoe.ts",
 };
 /**
  * The pages import shared/protocol.ts for its constants and types only; its zod

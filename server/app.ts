@@ -115,7 +115,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const redis = gatehouse.redis;
   if (redis) io.adapter(createAdapter(redis.adapter[0], redis.adapter[1], { key: "gh:io", publishOnSpecificResponseChannel: true }));
   const gateway = gatehouse.attach(io);
-  const game = registerGame({ io, gateway, clock: gatehouse.clock, log, nodeId: config.nodeId, clustered: redis !== null });
+  const game = registerGame({ io, gateway, clock: gatehouse.clock, log, nodeId: config.nodeId, clustered: redis !== null, redis: redis?.limits ?? null });
 
   let closing = false;
   return {

@@ -154,6 +154,49 @@ export interface ChatMessage {
   at: number;
 }
 
+// ---- tic-tac-toe (a turn-based room with matchmaking, docs/rooms.md) ----
+export const TicTacToeEvents = {
+  /** client: `{}`, ack `{ok, status: "waiting" | "matched"}`; pairs you with the next player of another user, on any node */
+  QUEUE: "ttt:queue",
+  /** client: `{}`, ack `{ok}`; leaves the queue, or the game (a forfeit if it was running) */
+  LEAVE: "ttt:leave",
+  /** client: `{cell}` (0-8, row by row), ack `{ok}`; refused when it is not your turn or the cell is taken */
+  PLAY: "ttt:play",
+  /** server: you were seated in a game, `{room: {id, players}, you}` */
+  MATCHED: "ttt:matched",
+  /** server: the game, after every change (TicTacToeState) */
+  STATE: "ttt:state",
+  /** server: your own seat, after every change (TicTacToeYou) */
+  YOU: "ttt:you",
+} as const;
+
+export type TicTacToeMark = "X" | "O";
+export const TicTacToePlayPayload = z.object({ cell: z.number().int().min(0).max(8) });
+export const EmptyPayload = z.object({}).loose().optional();
+
+export interface TicTacToePlayer {
+  playerId: string;
+  userId: string;
+  username: string;
+  mark: TicTacToeMark;
+}
+export interface TicTacToeState {
+  roomId: string;
+  /** 9 cells, row by row: "X", "O" or "" */
+  board: ("X" | "O" | "")[];
+  players: TicTacToePlayer[];
+  /** "waiting": the opponent is not there yet; "over": see result */
+  status: "waiting" | "playing" | "over";
+  turn: TicTacToeMark | null;
+  /** winner null with reason "draw" (full board) or "forfeit" (nobody showed up) */
+  result: { winner: TicTacToeMark | null; reason: "line" | "draw" | "forfeit"; line?: number[] } | null;
+}
+export interface TicTacToeYou {
+  roomId: string;
+  mark: TicTacToeMark;
+  yourTurn: boolean;
+}
+
 // ---- admin views ----
 export interface OnlinePlayer {
   userId: string;

@@ -18,7 +18,7 @@
  */
 import type { PublicUser, TokenPair } from "../../shared/claims";
 import { ErrorCode } from "../../shared/errors";
-import { Events, RevocationReason, reasonText, type SessionRevokedPayload, type SessionView } from "../../shared/protocol";
+import { Events, RevocationReason, TicTacToeEvents, reasonText, type SessionRevokedPayload, type SessionView } from "../../shared/protocol";
 import { TypedEmitter } from "../emitter";
 import { AdminApi } from "./admin";
 import { ClientErrorCode, GatehouseClientError } from "./errors";
@@ -526,6 +526,33 @@ export class GatehouseClient extends TypedEmitter<ClientEvents> {
   /** Sends a chat line to the room (1-200 chars; rate limited: RATE_LIMITED). */
   async chat(text: string): Promise<void> {
     await this.ack(Events.CHAT_SEND, { text });
+  }
+
+  /**
+   * Tic-tac-toe: waits for an opponent (any node). `{status: "matched"}` if one
+   * was waiting; else `"waiting"`, and `ttt:matched` arrives when someone comes.
+   * Then `ttt:state` (the board) and `ttt:you` (your mark, your turn) after every change.
+   */
+  queueTicTacToe(): Promise<{ status: "waiting" | "matched"; roomId?: string }> {
+    return this.ack(TicTacToeEvents.QUEUE, {});
+  }
+
+  /** Plays a cell (0-8, row by row); refused (FORBIDDEN / VALIDATION_FAILED) out of turn or on a taken cell. */
+  async playTicTacToe(cell: number): Promise<void> {
+    await this.ack(TicTacToeEvents.PLAY, { cell });
+  }
+
+  /** Leaves the queue, or the game (a forfeit while it runs). */
+  async leaveTicTacToe(): Promise<void> {
+    await this.ack(TicTacToeEvents.LEAVE, {});
+  }
+
+  /**
+   * Any room message with an ack (your own room types, docs/rooms.md): resolves
+   * with the ack's fields, rejects with a GatehouseClientError carrying its code.
+   */
+  send<T extends object = object>(event: string, payload: unknown = {}): Promise<T> {
+    return this.ack<T>(event, payload);
   }
 
   private ack<T extends object>(event: string, payload: unknown): Promise<T> {

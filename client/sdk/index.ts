@@ -9,10 +9,10 @@ export { GatehouseClient, type ClientEvents, type GatehouseClientOptions, type R
 export { ClientErrorCode, GatehouseClientError } from "./errors";
 export { memoryStorage, webStorage, type TokenStorage } from "./storage";
 export { decodeAccessToken } from "./tokens";
-export type { ClientToServerEvents, GameSocket, JoinedRoom, PlayerJoined, PlayerLeft, ServerToClientEvents } from "./socket";
+export type { ClientToServerEvents, GameSocket, JoinedRoom, PlayerJoined, PlayerLeft, ServerToClientEvents, TicTacToeMatched } from "./socket";
 export { AdminApi } from "./admin";
 
-export { Events, RevocationReason, reasonText } from "../../shared/protocol";
+export { Events, RevocationReason, TicTacToeEvents, reasonText } from "../../shared/protocol";
 export { ErrorCode } from "../../shared/errors";
 export type { TokenPair, PublicUser } from "../../shared/claims";
-export type { SessionView, OnlinePlayer, AuditEntry, PlayerView, RoomView, StatePayload, ChatMessage } from "../../shared/protocol";
+export type { SessionView, OnlinePlayer, AuditEntry, PlayerView, RoomView, StatePayload, ChatMessage, TicTacToeMark, TicTacToePlayer, TicTacToeState, TicTacToeYou } from "../../shared/protocol";

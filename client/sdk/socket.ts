@@ -1,6 +1,18 @@
 /** The socket.io side: typed events (contract section 4), opening a socket, acks, connect waiters. */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
-import { Events, type Ack, type ChatMessage, type PlayerView, type RoomView, type SessionRevokedPayload, type StatePayload } from "../../shared/protocol";
+import {
+  Events,
+  TicTacToeEvents,
+  type Ack,
+  type ChatMessage,
+  type PlayerView,
+  type RoomView,
+  type SessionRevokedPayload,
+  type StatePayload,
+  type TicTacToePlayer,
+  type TicTacToeState,
+  type TicTacToeYou,
+} from "../../shared/protocol";
 import { ClientErrorCode, GatehouseClientError } from "./errors";
 import { unref } from "./tokens";
 
@@ -18,6 +30,15 @@ export interface ServerToClientEvents {
   [Events.PLAYER_JOINED]: (p: PlayerJoined) => void;
   [Events.PLAYER_LEFT]: (p: PlayerLeft) => void;
   [Events.CHAT_MESSAGE]: (p: ChatMessage) => void;
+  [TicTacToeEvents.MATCHED]: (p: TicTacToeMatched) => void;
+  [TicTacToeEvents.STATE]: (p: TicTacToeState) => void;
+  [TicTacToeEvents.YOU]: (p: TicTacToeYou) => void;
+}
+
+/** `ttt:matched`: the game you were seated in. */
+export interface TicTacToeMatched {
+  room: { id: string; players: TicTacToePlayer[] };
+  you: TicTacToePlayer;
 }
 
 /** Events the client sends, with their acks. */
@@ -27,6 +48,9 @@ export interface ClientToServerEvents {
   [Events.ROOM_LEAVE]: (p: Record<string, never>, ack: (a: Ack) => void) => void;
   [Events.MOVE]: (p: { x: number; y: number }) => void;
   [Events.CHAT_SEND]: (p: { text: string }, ack: (a: Ack) => void) => void;
+  [TicTacToeEvents.QUEUE]: (p: Record<string, never>, ack: (a: Ack<{ status: "waiting" | "matched"; roomId?: string }>) => void) => void;
+  [TicTacToeEvents.LEAVE]: (p: Record<string, never>, ack: (a: Ack) => void) => void;
+  [TicTacToeEvents.PLAY]: (p: { cell: number }, ack: (a: Ack) => void) => void;
 }
 
 export type GameSocket = Socket<ServerToClientEvents, ClientToServerEvents>;

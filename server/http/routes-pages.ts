@@ -1,4 +1,4 @@
-/** GET / (the game), GET /admin (the dashboard) and /static/*: the browser pages. */
+/** GET / (the game), GET /tictactoe (the second game), GET /admin (the dashboard) and /static/*: the browser pages. */
 import { existsSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import path from "node:path";
@@ -42,6 +42,7 @@ export function pageRoutes(publicDir: string): Router {
     };
   r.get("/", page("game.html"));
   r.get("/admin", page("admin.html"));
+  r.get("/tictactoe", page("tictactoe.html"));
   // File names carry no version: revalidate (a cheap 304) so a deploy never mixes old script with a new server.
   r.use(
     "/static",

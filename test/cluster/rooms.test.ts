@@ -1,10 +1,11 @@
 /**
  * Rooms span nodes (contract section 4): a player on node 1 and one on node 2
  * in the same room see each other join, move (authoritative positions in
- * `state`), chat and leave, both ways.
+ * `state`), chat and leave, both ways; and tic-tac-toe players queued on
+ * different nodes are matched, see each other's moves, and a disconnect forfeits.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChatMessage, PlayerView, StatePayload } from "../../shared/protocol";
+import type { ChatMessage, PlayerView, StatePayload, TicTacToeState } from "../../shared/protocol";
 import { register, uniqueName } from "../helpers/http";
 import { connect, emitAck, nextEvent, type TestSocket } from "../helpers/sockets";
 import { startCluster, type LocalCluster } from "../helpers/cluster";
@@ -117,5 +118,35 @@ describe("rooms across two nodes", () => {
       expect(st.players.map((p) => p.userId)).toEqual([a.id]);
     }
     expect(leaked).toEqual([]);
+  });
+
+  // Tic-tac-toe, a second room type: one matchmaking queue for the cluster, moves replicated between nodes.
+  const tttState = (p: { s: TestSocket }, pred: (st: TicTacToeState) => boolean) => nextEvent<TicTacToeState>(p.s.socket, "ttt:state", 5000, pred);
+
+  it("matches players on different nodes, carries every move both ways, and a disconnect forfeits", async () => {
+    const x = await player(0);
+    const o = await player(1);
+    expect(await emitAck(x.s.socket, "ttt:queue", {})).toMatchObject({ ok: true, status: "waiting" });
+    const bothPlaying = Promise.all([tttState(x, (st) => st.status === "playing"), tttState(o, (st) => st.status === "playing")]);
+    expect(await emitAck(o.s.socket, "ttt:queue", {})).toMatchObject({ ok: true, status: "matched" });
+    const [stX, stO] = await bothPlaying;
+    expect(stX.roomId).toBe(stO.roomId);
+    expect(stO.players.find((p) => p.userId === x.id)?.mark).toBe("X");
+
+    // Each move is seen on the other node before its player may answer.
+    const moves: [typeof x, number][] = [[x, 4], [o, 0], [x, 8]];
+    for (const [who, cell] of moves) {
+      const peer = who === x ? o : x;
+      const seen = tttState(peer, (st) => st.board[cell] !== "");
+      expect(await emitAck(who.s.socket, "ttt:play", { cell })).toEqual({ ok: true });
+      await seen;
+    }
+    const oNow = await emitAck(o.s.socket, "ttt:play", { cell: 4 });
+    expect(oNow.error).toMatchObject({ code: "VALIDATION_FAILED", message: "Invalid cell: already taken" });
+
+    // X's socket goes away on node 1: O, on node 2, wins by forfeit.
+    const oWins = tttState(o, (st) => st.status === "over");
+    x.s.close();
+    expect((await oWins).result).toEqual({ winner: "O", reason: "forfeit" });
   });
 });

@@ -66,6 +66,11 @@ describe("the arena game on one node", () => {
     for (const bad of [{ text: "" }, { text: "   " }, { text: "\u202E\u200B" }, { text: "x".repeat(201) }, { text: 5 }]) {
       expect((await emitAck(a.s.socket, "chat:send", bad)).error.code).toBe("VALIDATION_FAILED");
     }
+    // Like HTTP's 400s, a refusal names the field (issue 11 part 6).
+    expect((await emitAck(a.s.socket, "room:join", { roomId: "a b" })).error.message).toMatch(/^Invalid roomId: /);
+    expect((await emitAck(a.s.socket, "move", { x: 1, y: "2" })).error.message).toMatch(/^Invalid y: /);
+    expect((await emitAck(a.s.socket, "chat:send", { text: 5 })).error.message).toMatch(/^Invalid text: /);
+    expect((await emitAck(a.s.socket, "chat:send", null)).error.message).toMatch(/^Invalid payload: /);
     const replies = [];
     for (let i = 0; i < 8; i++) replies.push(await emitAck(a.s.socket, "chat:send", { text: `msg ${i}` }));
     expect(replies.filter((r) => r.ok)).toHaveLength(5);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Arena, Budget, applyMove, spawnPoint } from "../../server/game/arena";
+import { Budget, applyMove, spawnPoint, view } from "../../server/game/arena";
 import { ARENA, MAX_SPEED } from "../../shared/protocol";
 
 describe("arena rules", () => {
@@ -45,18 +45,7 @@ describe("arena rules", () => {
     expect(b.take(100)).toBe(true);
   });
 
-  it("join, move, leave and empty rooms disappear", () => {
-    const a = new Arena();
-    a.join("p1", { userId: "u1", username: "one" }, "lobby", 0);
-    a.join("p2", { userId: "u2", username: "two" }, "lobby", 0);
-    expect(a.activeRooms()).toEqual(["lobby"]);
-    expect(a.playersIn("lobby").map((p) => p.playerId).sort()).toEqual(["p1", "p2"]);
-    // Joining another room leaves the first.
-    a.join("p1", { userId: "u1", username: "one" }, "arena-2", 0);
-    expect(a.playersIn("lobby").map((p) => p.playerId)).toEqual(["p2"]);
-    expect(a.leave("p2")?.roomId).toBe("lobby");
-    expect(a.activeRooms()).toEqual(["arena-2"]);
-    expect(a.move("ghost", { x: 1, y: 1 }, 10)).toBeUndefined();
-    expect(a.leave("ghost")).toBeUndefined();
+  it("shows positions rounded to a tenth, with who the player is", () => {
+    expect(view({ playerId: "p1", userId: "u1", username: "one" }, { x: 10.04, y: 599.96 })).toEqual({ playerId: "p1", userId: "u1", username: "one", x: 10, y: 600 });
   });
 });
