@@ -7,6 +7,7 @@ const nodeEntries = {
   "server/main": "server/main.ts",
   "scripts/cluster": "scripts/cluster.ts",
   "scripts/bots": "scripts/bots.ts",
+  "scripts/soak": "scripts/soak.ts",
   "bench/run": "bench/run.ts",
   "bench/plain-io": "bench/baseline/plain-io.ts",
   "bench/naive-http": "bench/baseline/naive-http.ts",
