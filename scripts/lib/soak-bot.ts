@@ -166,8 +166,8 @@ export class SoakBot {
     }
   }
 
-  /** Refresh at ~80% of the access lifetime (jittered so 2,000 bots do not refresh in step). */
-  private scheduleRefresh(delayMs = this.pair.expiresIn * 1000 * (0.6 + Math.random() * 0.2)): void {
+  /** Refresh at 50-65% of the access lifetime (jittered so 2,000 bots do not refresh in step; early, so a busy machine does not expire them). */
+  private scheduleRefresh(delayMs = this.pair.expiresIn * 1000 * (0.5 + Math.random() * 0.15)): void {
     clearTimeout(this.refreshTimer);
     if (this.retired) return;
     this.refreshTimer = setTimeout(() => void this.refresh(), delayMs);

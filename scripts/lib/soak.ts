@@ -389,8 +389,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
 
     const metrics = async (node: number): Promise<number | null> => {
       const res = await httpJson<string>(`${nodes[node]!.url}/metrics`, "GET");
-      const line = typeof res.body === "string" ? res.body.split("\n").find((l) => l.startsWith("nodejs_heap_size_used_bytes ")) : undefined;
-      return line ? Number(line.split(" ")[1]) : null;
+      const line = typeof res.body === "string" ? res.body.split("\n").find((l) => /^nodejs_heap_size_used_bytes[ {]/.test(l)) : undefined;
+      return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : null;
     };
     const redisCounts = async (): Promise<{ keys: number; marks: number }> => {
       const c = new Redis(redis!.url, { maxRetriesPerRequest: 1, lazyConnect: true });
