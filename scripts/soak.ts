@@ -18,7 +18,7 @@ const USAGE = `npm run soak -- [options]
   --duration S     seconds of steady state (default 120)
   --nodes N        nodes (default 3)
   --fault F        none | ${FAULTS.join(" | ")}; a comma list runs several, spread over the run (default none)
-  --access-ttl S   access-token lifetime in seconds (default 20; Redis keys are counted after it)
+  --access-ttl S   access-token lifetime in seconds (default 30; Redis keys are counted after it)
   --in-room X      share of players in rooms, moving and chatting (default 0.5)
   --revoke-all     end with one revoke-all covering every connection
   --no-wait        count Redis keys at once instead of after the access lifetime
@@ -33,7 +33,7 @@ const v = parseCli(
     duration: { type: "string", default: "120" },
     nodes: { type: "string", default: "3" },
     fault: { type: "string", default: "none" },
-    "access-ttl": { type: "string", default: "20" },
+    "access-ttl": { type: "string", default: "30" },
     "in-room": { type: "string", default: "0.5" },
     "revoke-all": { type: "boolean", default: false },
     "no-wait": { type: "boolean", default: false },

@@ -35,6 +35,8 @@ export interface Incarnation {
   endedAt?: number;
   /** socket.io's disconnect reason ("io server disconnect", "transport close", ...) */
   endReason?: string;
+  /** exp (epoch ms) of the token the server held for this connection when it ended */
+  tokenExp: number;
   /** resolves when the connection ends */
   ended: Promise<void>;
   endedResolve(): void;
@@ -68,6 +70,8 @@ export class SoakBot {
   frozen = false;
   /** out of the population: its session was revoked, or the run is over */
   retired = false;
+  /** exp (epoch ms) of the token the server holds for the open connection: the handshake's, or the last renewal it acked */
+  socketTokenExp = 0;
   private refreshTimer: NodeJS.Timeout | undefined;
   private timers: NodeJS.Timeout[] = [];
   private pos = { x: ARENA.width / 2, y: ARENA.height / 2 };
@@ -94,7 +98,10 @@ export class SoakBot {
       reconnectionDelay: 500,
       reconnectionDelayMax: 2000,
       // A function: a reconnection (its node restarted) presents the token current then.
-      auth: (cb) => cb({ token: this.pair.accessToken }),
+      auth: (cb) => {
+        this.socketTokenExp = expOf(this.pair.accessToken);
+        cb({ token: this.pair.accessToken });
+      },
     });
     this.socket = socket;
     socket.on(Events.SESSION_REVOKED, (p: SessionRevokedPayload) => {
@@ -106,6 +113,7 @@ export class SoakBot {
       if (!inc) return;
       inc.endedAt = Date.now();
       inc.endReason = reason;
+      inc.tokenExp = this.socketTokenExp;
       inc.endedResolve();
       this.hooks.onEnd(inc);
     });
@@ -117,7 +125,7 @@ export class SoakBot {
     socket.on("connect", () => {
       let endedResolve!: () => void;
       const ended = new Promise<void>((r) => (endedResolve = r));
-      const inc: Incarnation = { bot: this, node: this.node, connectedAt: Date.now(), ended, endedResolve };
+      const inc: Incarnation = { bot: this, node: this.node, connectedAt: Date.now(), tokenExp: this.socketTokenExp, ended, endedResolve };
       this.current = inc;
       this.hooks.onConnect(inc);
       if (plan.room) void this.ack(Events.ROOM_JOIN, { roomId: plan.room });
@@ -203,6 +211,7 @@ export class SoakBot {
     this.hooks.count("inBand");
     try {
       const ack = (await s.timeout(5000).emitWithAck(Events.AUTH_REFRESH, { token })) as { ok: boolean; error?: { code: string } };
+      if (ack.ok) this.socketTokenExp = Math.max(this.socketTokenExp, expOf(token));
       if (!ack.ok && !this.frozen) {
         this.hooks.count("inBandRefused");
         this.hooks.error(`auth:refresh:${ack.error?.code}`);
@@ -219,6 +228,15 @@ export class SoakBot {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.socket?.disconnect();
+  }
+}
+
+/** exp of a JWT in epoch ms (decoded, not verified: the server verifies). */
+function expOf(token: string): number {
+  try {
+    return Number(JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString("utf8")).exp) * 1000;
+  } catch {
+    return 0;
   }
 }
 

@@ -73,7 +73,7 @@ export interface SoakOptions {
   /** nodes (default 3) */
   nodes?: number;
   faults?: Fault[];
-  /** access-token lifetime in seconds (default 20): marks expire within the run */
+  /** access-token lifetime in seconds (default 30): marks expire within the run */
   accessTtlSec?: number;
   /** share of players in rooms, moving and chatting (default 0.5; the rest sit connected) */
   inRoomShare?: number;
@@ -139,6 +139,10 @@ export interface SoakResult {
   lostToFault: number;
   /** connections dropped by a revocation whose call failed (it may still have been applied) */
   droppedByFailedCall: number;
+  /** uncovered connections dropped with token_expired after the token they held expired: the bot's refresh came late (a starved harness) */
+  expiredUnrenewed: number;
+  /** covered connections whose token expired (token_expired) before the revocation's drop reached them: not judged */
+  expiredBeforeVerdict: number;
   /** transport closes on a faulted node (the client reconnected by itself) */
   transportClosesInFaults: number;
   latencyMs: { count: number; p50: number; p99: number; max: number };
@@ -176,7 +180,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     durationSec: options.durationSec ?? 120,
     nodes: options.nodes ?? 3,
     faults: options.faults ?? [],
-    accessTtlSec: options.accessTtlSec ?? 20,
+    accessTtlSec: options.accessTtlSec ?? 30,
     inRoomShare: options.inRoomShare ?? 0.5,
     registeredShare: options.registeredShare ?? 0.1,
     movesPerSec: options.movesPerSec ?? 1,
@@ -248,6 +252,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       admissionChecks: 0,
       lostToFault: 0,
       droppedByFailedCall: 0,
+      expiredUnrenewed: 0,
+      expiredBeforeVerdict: 0,
       transportClosesInFaults: 0,
       latencyMs: { count: 0, p50: 0, p99: 0, max: 0 },
       traffic: { connects: 0, peakConnected: 0, httpRefreshes: 0, inBandRefreshes: 0, inBandRefused: 0, chats: 0, messages: 0, errors: {} },
@@ -293,6 +299,11 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     const judging = new Set<SoakBot>();
     /** bot -> when the revocation covering it answered 2xx: a connection after that is an admission */
     const coveredAt = new Map<SoakBot, number>();
+    /**
+     * token_expired once the token the server held for it had expired: the bot did not renew in time
+     * (its timers starved on a busy machine). The server was right; counted apart, not judged.
+     */
+    const unrenewed = (inc: Incarnation) => inc.revoked?.reason === "token_expired" && (inc.endedAt ?? 0) >= inc.tokenExp - 1000;
     /** A connection ended outside a verdict: excused (fault, failed call) or wrongly dropped. */
     function classifyEnd(inc: Incarnation): void {
       if (stopping || inc.bot.retired) return;
@@ -301,6 +312,10 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       const dropped = inc.revoked !== undefined || inc.endReason === "io server disconnect";
       if (judged?.failed && dropped) {
         r.droppedByFailedCall++;
+        return;
+      }
+      if (unrenewed(inc)) {
+        r.expiredUnrenewed++;
         return;
       }
       if (!dropped && nodeDown(inc.node, (inc.endedAt ?? Date.now()) - 1000)) {
@@ -336,14 +351,14 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       const inRoom = Math.random() < o.inRoomShare;
       return { ...(inRoom ? { room: `soak-room-${roomCounter++ % Math.max(1, Math.round((o.bots * o.inRoomShare) / 20))}` } : {}), movesPerSec: o.movesPerSec, chatEverySec: o.chatEverySec };
     };
-    async function addBot(user: SoakUser, pair: TokenPair, node: number): Promise<void> {
+    async function addBot(user: SoakUser, pair: TokenPair, node: number, after = "ramp"): Promise<void> {
       const bot = new SoakBot(nextBot++, user, pair, node, nodes[node]!.url, hooks);
       user.bots.push(bot);
       bots.add(bot);
       try {
         await bot.connect(plan());
       } catch (err) {
-        hooks.error(`handshake:${(err as Error).message}`);
+        hooks.error(`handshake:${(err as Error).message} (${after})`);
         dropBot(bot);
       }
     }
@@ -360,10 +375,10 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       users.add(user);
       await addBot(user, res.body, node);
     }
-    async function loginDevice(user: SoakUser, device: number, node: number): Promise<void> {
+    async function loginDevice(user: SoakUser, device: number, node: number, after = "ramp"): Promise<void> {
       const res = await http<TokenPair>(node, "POST", "/auth/login", { body: { username: user.username, password: user.password, device: `device ${device}` } });
-      if (res.status !== 200) return hooks.error(`login:${res.status}`);
-      await addBot(user, res.body, node);
+      if (res.status !== 200) return hooks.error(`login:${res.status} (${after})`);
+      await addBot(user, res.body, node, `login after ${after}`);
     }
     async function addRegistered(): Promise<void> {
       const username = `soak${randomBytes(6).toString("hex")}`;
@@ -426,7 +441,9 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       for (const u of users) {
         if (u.busy || u.bots.length < minBots || u.id === admin?.pair.user.id) continue;
         if (registered !== undefined && registered !== (u.password !== undefined)) continue;
-        if (u.bots.every((b) => b.current && !b.frozen)) out.push(u);
+        // Its connections' tokens must outlive the verdict (a covered bot does not refresh).
+        const until = Date.now() + o.dropDeadlineMs + 2000;
+        if (u.bots.every((b) => b.current && !b.frozen && b.socketTokenExp > until)) out.push(u);
         if (out.length >= 50) break;
       }
       return out;
@@ -518,14 +535,14 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
           pending.set(inc, { kind, failed: true });
           if (inc.endedAt !== undefined) classifyEnd(inc); // ended during the call, while its verdict was awaited
         }
-        await Promise.race([Promise.all(covered.map((c) => c.ended)), delay(3000)]);
+        // Applied or not, nobody knows: its bots leave the population unjudged and come back anew.
+        for (const b of coveredBots) {
+          judging.delete(b);
+          dropBot(b);
+        }
         for (const inc of covered) pending.delete(inc);
-        for (const b of coveredBots) judging.delete(b);
-        const gone = coveredBots.filter((b) => !b.current || b.current.revoked);
-        for (const b of coveredBots) b.frozen = false;
-        for (const b of gone) dropBot(b);
         user.busy = false;
-        if (gone.length > 0) await respawn(user, gone, undefined);
+        await respawn(user, coveredBots, undefined, `failed ${kind}`);
         return;
       }
       r.revocations.issued++;
@@ -549,7 +566,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         await checkAdmission(kind, tokens);
       }
       user.busy = false;
-      await respawn(user, coveredBots, freshPair);
+      await respawn(user, coveredBots, freshPair, kind);
     }
 
     /** Waits for each covered connection's verdict. */
@@ -567,6 +584,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
           } else if (inc.revoked?.reason === expected && inc.endReason === "io server disconnect") {
             r.droppedRight++;
             latencies.push(inc.endedAt - rev.sentAt);
+          } else if (unrenewed(inc)) {
+            r.expiredBeforeVerdict++;
           } else if (!inc.revoked && inc.endReason !== "io server disconnect" && nodeDown(inc.node, inc.endedAt - 1000)) {
             r.lostToFault++;
           } else {
@@ -601,7 +620,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     }
 
     /** The covered devices come back: guests as new guests, registered users log in again (the password change's fresh pair serves one). */
-    async function respawn(user: SoakUser, gone: SoakBot[], freshPair: TokenPair | undefined): Promise<void> {
+    async function respawn(user: SoakUser, gone: SoakBot[], freshPair: TokenPair | undefined, after: string): Promise<void> {
       if (stopping) return;
       if (user.password === undefined) {
         users.delete(user);
@@ -610,8 +629,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       }
       await Promise.all(
         gone.map((b, i) => {
-          if (i === 0 && freshPair) return addBot(user, freshPair, b.node);
-          return loginDevice(user, i, b.node);
+          if (i === 0 && freshPair) return addBot(user, freshPair, b.node, `the pair returned by ${after}`);
+          return loginDevice(user, i, b.node, after);
         }),
       );
     }

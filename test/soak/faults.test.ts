@@ -8,7 +8,7 @@ import { runSoak, type Fault } from "../../scripts/lib/soak";
 import { formatResult } from "../../scripts/lib/soak-report";
 
 async function soakWith(faults: Fault[], durationSec = 16) {
-  const r = await runSoak({ bots: 150, rate: 8, durationSec, accessTtlSec: 20, faults, waitForTtl: false });
+  const r = await runSoak({ bots: 150, rate: 8, dropDeadlineMs: 10_000, durationSec, accessTtlSec: 30, faults, waitForTtl: false });
   console.log(formatResult(r));
   expect(r.faults.map((f) => f.fault)).toEqual(faults);
   expect(r.revocations.issued).toBeGreaterThan(0);
