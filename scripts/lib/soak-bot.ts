@@ -72,6 +72,8 @@ export class SoakBot {
   retired = false;
   /** exp (epoch ms) of the token the server holds for the open connection: the handshake's, or the last renewal it acked */
   socketTokenExp = 0;
+  /** a refresh of ours got no answer (timeout / 5xx): it may have rotated the token anyway */
+  lostRefresh = false;
   private refreshTimer: NodeJS.Timeout | undefined;
   private timers: NodeJS.Timeout[] = [];
   private pos = { x: ARENA.width / 2, y: ARENA.height / 2 };
@@ -191,6 +193,7 @@ export class SoakBot {
     if (res.status !== 200 || !body?.accessToken) {
       // Frozen meanwhile: a revocation is being judged, the refusal is its business.
       if (!this.frozen && !this.retired) this.hooks.error(`refresh:${body?.error?.code ?? res.status}`);
+      if (res.status >= 500 || res.status === 0) this.lostRefresh = true;
       if (res.status >= 500 || res.status === 429 || res.status === 0) return this.scheduleRefresh(1000);
       return; // refused for good: the session's socket is the revocation's business
     }

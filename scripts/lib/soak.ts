@@ -143,6 +143,8 @@ export interface SoakResult {
   expiredUnrenewed: number;
   /** covered connections whose token expired (token_expired) before the revocation's drop reached them: not judged */
   expiredBeforeVerdict: number;
+  /** uncovered connections dropped with refresh_reused after their own refresh got no answer (5xx / timeout) and was retried */
+  reuseAfterLostRefresh: number;
   /** transport closes on a faulted node (the client reconnected by itself) */
   transportClosesInFaults: number;
   latencyMs: { count: number; p50: number; p99: number; max: number };
@@ -254,6 +256,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       droppedByFailedCall: 0,
       expiredUnrenewed: 0,
       expiredBeforeVerdict: 0,
+      reuseAfterLostRefresh: 0,
       transportClosesInFaults: 0,
       latencyMs: { count: 0, p50: 0, p99: 0, max: 0 },
       traffic: { connects: 0, peakConnected: 0, httpRefreshes: 0, inBandRefreshes: 0, inBandRefused: 0, chats: 0, messages: 0, errors: {} },
@@ -316,6 +319,12 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       }
       if (unrenewed(inc)) {
         r.expiredUnrenewed++;
+        return;
+      }
+      if (inc.revoked?.reason === "refresh_reused" && inc.bot.lostRefresh) {
+        // Its own refresh got no answer, and the retry presented the rotated token: reuse by the
+        // contract unless REFRESH_REUSE_GRACE covers it (contract v2). Counted apart.
+        r.reuseAfterLostRefresh++;
         return;
       }
       if (!dropped && nodeDown(inc.node, (inc.endedAt ?? Date.now()) - 1000)) {
@@ -541,8 +550,10 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
           dropBot(b);
         }
         for (const inc of covered) pending.delete(inc);
-        user.busy = false;
-        await respawn(user, coveredBots, undefined, `failed ${kind}`);
+        // Nor the user: the call may still land later (a ban after a timeout). Guests take its place.
+        for (const b of [...user.bots]) dropBot(b);
+        users.delete(user);
+        if (!stopping) await Promise.all(coveredBots.map(() => addGuest()));
         return;
       }
       r.revocations.issued++;
