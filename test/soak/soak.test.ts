@@ -15,7 +15,8 @@ describe("soak (20 s)", () => {
     expect({ missed: r.missed, wronglyDropped: r.wronglyDropped, admitted: r.admitted }).toEqual({ missed: 0, wronglyDropped: 0, admitted: 0 });
     // Every kind of the steady stream happened (revoke_all is the opt-in final phase).
     for (const kind of KINDS.filter((k) => k !== "revoke_all")) expect(r.revocations.byKind[kind] ?? 0, kind).toBeGreaterThan(0);
-    expect(r.droppedRight).toBe(r.covered);
+    // A covered connection whose token expired first (a starved bot) is reported, not judged.
+    expect(r.droppedRight + r.expiredBeforeVerdict).toBe(r.covered);
     expect(r.traffic.inBandRefreshes).toBeGreaterThan(0);
     // Marks live one access lifetime: gone once it has passed after the last revocation.
     expect(r.redis.marksEnd).toBe(0);
