@@ -26,6 +26,7 @@ const nodeEntries = {
   "server/index": "server/index.ts",
   "scripts/cluster": "scripts/cluster.ts",
   "scripts/bots": "scripts/bots.ts",
+  "scripts/soak": "scripts/soak.ts",
   "bench/run": "bench/run.ts",
   "bench/plain-io": "bench/baseline/plain-io.ts",
   "bench/naive-http": "bench/baseline/naive-http.ts",

@@ -15,7 +15,7 @@ export interface RedisProcess {
   stop(): Promise<void>;
   /** SIGKILL (a crash), resolves once the process has exited */
   kill(): Promise<void>;
-  /** starts again on the same port (stopping the current process first if it still runs); data is not kept */
+  /** starts again on the same port (stopping the current process first if it still runs); data is kept only with AOF in `args` */
   restart(): Promise<void>;
   /** SIGSTOP: a hung server whose connections stay open (the kernel still acknowledges TCP) */
   pause(): void;
@@ -61,9 +61,10 @@ class StartError extends Error {
 }
 
 /** Spawns redis-server on `port` and resolves once it says it is ready. */
-function spawnRedis(port: number): Promise<ChildProcess> {
+function spawnRedis(port: number, extraArgs: string[] = []): Promise<ChildProcess> {
   const bin = process.env.REDIS_SERVER_BIN || "redis-server";
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"];
+  // Later arguments win: `extraArgs` may switch persistence on (e.g. --appendonly yes --dir <tmp>).
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", ...extraArgs];
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
   child.once("exit", () => live.delete(child));
@@ -103,7 +104,8 @@ function signalAndWait(child: ChildProcess | null, signal: NodeJS.Signals): Prom
   });
 }
 
-export async function startRedis(opts: { port?: number } = {}): Promise<RedisProcess> {
+/** `args`: extra redis-server arguments, kept for restart() (with AOF on, restart() keeps the data). */
+export async function startRedis(opts: { port?: number; args?: string[] } = {}): Promise<RedisProcess> {
   installExitHook();
   let child: ChildProcess | null = null;
   let port = opts.port ?? 0;
@@ -111,7 +113,7 @@ export async function startRedis(opts: { port?: number } = {}): Promise<RedisPro
   for (let attempt = 0; ; attempt++) {
     if (!opts.port) port = await freePort();
     try {
-      child = await spawnRedis(port);
+      child = await spawnRedis(port, opts.args);
       break;
     } catch (err) {
       if (opts.port || !(err instanceof StartError) || !err.addressInUse || attempt >= 4) throw err;
@@ -127,7 +129,7 @@ export async function startRedis(opts: { port?: number } = {}): Promise<RedisPro
     resume: () => void child?.kill("SIGCONT"),
     restart: async () => {
       await signalAndWait(child, "SIGTERM");
-      child = await spawnRedis(port);
+      child = await spawnRedis(port, opts.args);
     },
   };
 }
