@@ -4,13 +4,17 @@ import { startExample } from "../../examples/embed-express/server";
 import type { TokenPair } from "../../shared/claims";
 import { adminLogin, call, register } from "../helpers/http";
 import { NO_LIMITS, TEST_SECRET } from "../helpers/node";
+import { startRedis } from "../helpers/redis-server";
 import { connect, emitAck, type TestSocket } from "../helpers/sockets";
+
+/** The test env's limits switched off, as options (RATE_LIMIT_LOGIN_IP -> rateLimitLoginIp). */
+const noLimits = Object.fromEntries(Object.entries(NO_LIMITS).map(([env, v]) => [env.toLowerCase().replace(/_(\w)/g, (_m, c: string) => c.toUpperCase()), v]));
+const options = { jwtSecret: TEST_SECRET, adminUsername: "admin", adminPassword: "admin-password-1", logLevel: "silent" as const, ...noLimits };
 
 let example: Awaited<ReturnType<typeof startExample>>;
 const sockets: TestSocket[] = [];
 beforeAll(async () => {
-  const noLimits = Object.fromEntries(Object.entries(NO_LIMITS).map(([env, v]) => [env.toLowerCase().replace(/_(\w)/g, (_m, c: string) => c.toUpperCase()), v]));
-  example = await startExample({ jwtSecret: TEST_SECRET, adminUsername: "admin", adminPassword: "admin-password-1", logLevel: "silent", ...noLimits }, 0);
+  example = await startExample(options, 0);
 });
 afterAll(async () => {
   sockets.forEach((s) => s.close());
@@ -64,7 +68,7 @@ describe("an express + socket.io app with Gatehouse embedded", () => {
     await expect(connect(example.url, "garbage")).rejects.toMatchObject({ message: "TOKEN_INVALID" });
   });
 
-  it("Gatehouse's routers leave the app's other paths alone: its 404s, its query strings, its bodies", async () => {
+  it("Gatehouse's routers leave the app's other paths alone: its 404s and its query strings", async () => {
     const res = await fetch(`${example.url}/not-a-route?token=abc`);
     expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toMatch(/^text\/html/); // express's own 404, not Gatehouse's JSON
@@ -74,3 +78,25 @@ describe("an express + socket.io app with Gatehouse embedded", () => {
     expect((await call(example.url, "GET", `/me?access_token=${pair.accessToken}`)).body.error.code).toBe("TOKEN_INVALID");
   });
 });
+
+describe("two instances of the embedding app on one Redis", () => {
+  it("a kick issued through one instance's API drops the player's socket on the other", async () => {
+    const redis = await startRedis();
+    const a = await startExample({ ...options, redisUrl: redis.url, nodeId: "embed-a" }, 0);
+    const b = await startExample({ ...options, redisUrl: redis.url, nodeId: "embed-b" }, 0);
+    try {
+      const pair = await register(a.url);
+      const onB = await connect(b.url, pair.accessToken);
+      sockets.push(onB);
+      expect(await emitAck(onB.socket, "echo", "b")).toBe("b");
+      await a.gatehouse.kick(pair.user.id);
+      expect(await onB.revoked).toMatchObject({ reason: "kicked", disconnectReason: "io server disconnect" });
+      // Resolved after every node confirmed: B refuses the token at once.
+      expect((await call(b.url, "GET", "/profile", { token: pair.accessToken })).body.error.code).toBe("TOKEN_REVOKED");
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await redis.stop();
+    }
+  });
+});
+
