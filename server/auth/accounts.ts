@@ -32,12 +32,14 @@ export function isBanned(u: UserRecord, now: number): boolean {
   return u.ban !== null && (u.ban.until === null || u.ban.until > now);
 }
 
+/** A ban as the wire shows it: end as ISO time (null = until unbanned), the admin's reason or null. */
+export function banView(ban: Ban | null): { until: string | null; reason: string | null } {
+  return { until: ban?.until != null ? new Date(ban.until).toISOString() : null, reason: ban?.reason ?? null };
+}
+
 /** USER_BANNED carrying the ban's end and the admin's reason (contract section 3). */
 export function bannedError(ban: Ban | null): GatehouseError {
-  return new GatehouseError(ErrorCode.USER_BANNED, undefined, {
-    until: ban?.until != null ? new Date(ban.until).toISOString() : null,
-    reason: ban?.reason ?? null,
-  });
+  return new GatehouseError(ErrorCode.USER_BANNED, undefined, banView(ban));
 }
 
 /** Newer first: creation time, then id, so every node ranks a user's sessions the same way. */

@@ -2,7 +2,7 @@
 import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { AdminReasonBody, AuditQuery, BanBody, GUEST_PREFIX, IdParam, UsersQuery, type AuditEntry, type OnlinePlayer, type UserView } from "../../shared/protocol";
-import { isBanned } from "../auth/accounts";
+import { banView, isBanned } from "../auth/accounts";
 import { newId } from "../auth/tokens";
 import type { LiveTokenCheck } from "../auth/check";
 import type { Clock } from "../clock";
@@ -68,9 +68,11 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
     // Guests are not in the store's search (their accounts expire with their sessions): the online
     // ones come from presence. An offline guest can only come back by refresh, and kick/ban need it online.
     if (GUEST_PREFIX.startsWith(q) || q.startsWith(GUEST_PREFIX)) {
-      const guestIds = new Set<string>();
-      for (const p of await d.presence.list()) if (p.username.toLowerCase().startsWith(q) && !users.has(p.userId)) guestIds.add(p.userId);
-      for (const u of await Promise.all([...guestIds].map((id) => d.store.getUser(id)))) if (u) users.set(u.id, u);
+      const guests = new Map<string, string>();
+      for (const p of await d.presence.list()) if (p.username.toLowerCase().startsWith(q) && !users.has(p.userId)) guests.set(p.userId, p.username.toLowerCase());
+      // Read only the records that can make the page (thousands of guests may be online).
+      const first = [...guests].sort((a, b) => cmp(a[1], b[1])).slice(0, limit);
+      for (const u of await Promise.all(first.map(([id]) => d.store.getUser(id)))) if (u) users.set(u.id, u);
     }
     const page = [...users.values()].sort((a, b) => cmp(a.username.toLowerCase(), b.username.toLowerCase())).slice(0, limit);
     const now = d.clock.now();
@@ -80,7 +82,7 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
         username: u.username,
         role: u.role,
         online: (await d.presence.sessionsOnline(u.id)).size > 0,
-        ban: u.ban && isBanned(u, now) ? { until: u.ban.until === null ? null : new Date(u.ban.until).toISOString(), reason: u.ban.reason ?? null } : null,
+        ban: isBanned(u, now) ? banView(u.ban) : null,
       })),
     );
     res.json(views);

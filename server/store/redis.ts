@@ -10,6 +10,7 @@
  *   P names         ZSET  lower-cased usernames of registered accounts (not guests: theirs
  *                         expire with their sessions, so the index would outlive them), all
  *                         scored 0 for ZRANGEBYLEX prefix search
+ *   P names:built   STR   set once the names index covers accounts created before it existed
  *   P s:<sid>       HASH  session record + its refresh chain, PEXPIREAT expiresAt:
  *                         state live|revoked (a revoked one stays as a tombstone),
  *                         gen (the global generation at creation), cur (SHA-256 of
@@ -129,7 +130,41 @@ export class RedisStore implements Store {
       client.disconnect();
       throw unavailable(err);
     }
-    return new RedisStore(client, opts.url, opts.keyPrefix ?? "gh:", log);
+    const store = new RedisStore(client, opts.url, opts.keyPrefix ?? "gh:", log);
+    try {
+      await store.run(() => store.indexExistingNames());
+    } catch (err) {
+      client.disconnect();
+      throw err;
+    }
+    return store;
+  }
+
+  /**
+   * Accounts created before the names index existed (a Redis kept from an earlier version) are
+   * added to it once. Idempotent: nodes starting together, or a create meanwhile, only repeat ZADDs.
+   */
+  private async indexExistingNames(): Promise<void> {
+    if (await this.client.exists(this.k("names:built"))) return;
+    const prefix = this.k("un:");
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.client.scan(cursor, "MATCH", `${escapeGlob(prefix)}*`, "COUNT", SCAN_COUNT);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const ids = await this.client.mget(keys);
+      const pipe = this.client.pipeline();
+      for (const id of ids) pipe.hget(this.k("u:", id ?? ""), "guest");
+      const guest = (await pipe.exec()) ?? [];
+      const add: (string | number)[] = [];
+      keys.forEach((key, i) => {
+        // guests stay out (see the key layout); a name whose user is gone has no "guest" field at all
+        const flag = guest[i]?.[1];
+        if (ids[i] !== null && flag === "0") add.push(0, key.slice(prefix.length));
+      });
+      if (add.length > 0) await this.client.zadd(this.k("names"), ...add);
+    } while (cursor !== "0");
+    await this.client.set(this.k("names:built"), "1");
   }
 
   // ---- users ----

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TokenPair } from "../../shared/claims";
+import { newId, newRefreshToken } from "../../server/auth/tokens";
 import { adminLogin, call, login, register, uniqueName } from "../helpers/http";
 import { startNode, type TestNode } from "../helpers/node";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
@@ -108,6 +109,25 @@ describe.each(["memory", "redis"] as const)("admin console and SESSIONS_PER_USER
       await call(a.url, "POST", `/admin/users/${p.user.id}/ban`, { token: admin.accessToken, body: {} });
       const r = await call(b.url, "POST", "/auth/login", { body: { username, password: "password-123" } });
       expect(r.body.error).toMatchObject({ code: "USER_BANNED", until: null, reason: null });
+    });
+
+    it("a refresh that meets the ban (a session the ban did not end) is refused with both too", async () => {
+      const p = await register(a.url, uniqueName("banned"));
+      const until = new Date(Date.now() + 600_000).toISOString();
+      await call(a.url, "POST", `/admin/users/${p.user.id}/ban`, { token: admin.accessToken, body: { reason: "bots", until } });
+      // A ban ends every session; a session appearing after it (as a racing login's would) must still be refused at refresh.
+      const user = (await a.app.store.getUser(p.user.id))!;
+      const sessionId = newId();
+      const refreshToken = newRefreshToken(sessionId);
+      const now = Date.now();
+      const created = await a.app.store.createSession(
+        { id: sessionId, userId: user.id, device: "late", refreshHash: refreshToken.hash, now, expiresAt: now + 600_000 },
+        user.version,
+      );
+      expect(created.status).toBe("ok");
+      const r = await call(b.url, "POST", "/auth/refresh", { body: { refreshToken: refreshToken.token } });
+      expect(r.status).toBe(403);
+      expect(r.body.error).toMatchObject({ code: "USER_BANNED", until, reason: "bots" });
     });
   });
 

@@ -655,4 +655,23 @@ describe("RedisStore", () => {
     passTime: (_store, t) => waitFor(() => Date.now() > t + 5, { timeoutMs: 10_000, intervalMs: 10 }).then(() => {}),
     stateSize: async () => admin.dbsize(),
   });
+
+  it("indexes, once, the accounts of a dataset from before the search (guests left out)", async () => {
+    await admin.flushdb();
+    const old = await RedisStore.connect({ url: server.url });
+    const member = user({ username: "Oldtimer" });
+    await old.createUser(member);
+    await old.createUser(user({ username: "guest-old", passwordHash: null, guest: true }));
+    await old.close();
+    // what an earlier version left behind: users, no index
+    await admin.del("gh:names", "gh:names:built");
+    const store = await RedisStore.connect({ url: server.url });
+    try {
+      expect(await store.searchUsers("old", 10)).toEqual([member]);
+      expect(await store.searchUsers("", 10)).toEqual([member]);
+      expect(await admin.get("gh:names:built")).toBe("1");
+    } finally {
+      await store.close();
+    }
+  });
 });
