@@ -44,7 +44,8 @@ type Wire =
   | { kind: "op"; nodeId: string; roomId: string; op: unknown }
   | { kind: "seat"; nodeId: string; roomId: string; playerId: string; init: unknown };
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- the host runs any definition */
+// The host runs any definition: the type parameters are the definition's business.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 interface LocalRoom extends Room<any, any, any, any> {
   players: Map<string, Player<any>>;
   state: any;
@@ -78,6 +79,18 @@ export class RoomHost {
     for (const t of this.timers) clearInterval(t);
   }
 
+  /**
+   * Runs a room author's hook where no ack can carry the failure (a tick, a leave, a
+   * message from another node): a throw is logged, never allowed to kill the node.
+   */
+  private guard(what: string, run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      this.deps.log.error({ err, type: this.def.name, what }, "room hook failed");
+    }
+  }
+
   /** The room a local socket is in, if any. */
   roomIdOf(playerId: string): string | undefined {
     return this.roomOf.get(playerId)?.id;
@@ -104,7 +117,7 @@ export class RoomHost {
     room.players.delete(socket.id);
     this.roomOf.delete(socket.id);
     void socket.leave(this.key(room.id));
-    this.def.onLeave?.({ room, who, now });
+    this.guard("onLeave", () => this.def.onLeave?.({ room, who, now }));
     // Our share first, on the same Redis connection as the broadcast: other nodes drop the player before their clients hear it.
     this.publishShare(room);
     if (this.def.leftEvent) this.deps.io.to(this.key(room.id)).emit(this.def.leftEvent, pickWho(who));
@@ -141,7 +154,7 @@ export class RoomHost {
         return out;
       });
     }
-    socket.on("disconnect", () => this.leave(socket));
+    socket.on("disconnect", () => this.guard("leave", () => this.leave(socket)));
   }
 
   private seatLocal(socket: GameSocket, roomId: string, init: unknown): void {
@@ -166,7 +179,12 @@ export class RoomHost {
     if (!room) this.rooms.set(roomId, (room = this.createRoom(roomId, init)));
     const who: Who = { playerId: socket.id, userId: socket.data.claims.sub, username: socket.data.username };
     const player: Player<unknown> = { ...who, state: undefined, send: (event, payload) => socket.emit(event, payload) };
-    player.state = def.onJoin({ room, who, now });
+    try {
+      player.state = def.onJoin({ room, who, now });
+    } catch (err) {
+      if (room.players.size === 0) this.rooms.delete(roomId);
+      throw err;
+    }
     room.players.set(socket.id, player);
     this.roomOf.set(socket.id, room);
     void socket.join(this.key(roomId));
@@ -221,9 +239,11 @@ export class RoomHost {
 
   private tick(now: number): void {
     for (const room of this.rooms.values()) {
-      this.publishShare(room);
-      this.def.onTick?.({ room, now });
-      if (this.def.state?.push === "tick") this.pushState(room, now);
+      this.guard("tick", () => {
+        this.publishShare(room);
+        this.def.onTick?.({ room, now });
+        if (this.def.state?.push === "tick") this.pushState(room, now);
+      });
     }
   }
 
@@ -239,6 +259,10 @@ export class RoomHost {
   }
 
   private onWire(msg: Wire): void {
+    this.guard(`wire ${String(msg?.kind)}`, () => this.applyWire(msg));
+  }
+
+  private applyWire(msg: Wire): void {
     if (!msg || typeof msg !== "object" || typeof msg.roomId !== "string" || msg.nodeId === this.deps.nodeId) return;
     const now = this.deps.clock.now();
     const room = this.rooms.get(msg.roomId);
@@ -286,9 +310,9 @@ export class RoomHost {
         if (!room) continue;
         for (const who of share.players) {
           if (this.def.leftEvent) this.deps.io.local.to(this.key(roomId)).emit(this.def.leftEvent, pickWho(who));
-          this.def.onLeave?.({ room, who, now });
+          this.guard("onLeave", () => this.def.onLeave?.({ room, who, now }));
         }
-        this.pushChange(room, now);
+        this.guard("push", () => this.pushChange(room, now));
       }
       if (shares.size === 0) this.remote.delete(roomId);
     }
