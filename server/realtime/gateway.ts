@@ -73,8 +73,18 @@ export class Gateway {
   private dropHead = 0;
   private dropSlice: NodeJS.Immediate | null = null;
 
+  private readonly refreshListener: (this: GameSocket, payload: unknown, ack: unknown) => void;
+  private readonly disconnectListener: (this: GameSocket) => void;
+
   constructor(private readonly deps: GatewayDeps) {
     const { io } = deps;
+    const gateway = this;
+    this.refreshListener = function (payload, ack) {
+      void gateway.onAuthRefresh(this, payload, ack);
+    };
+    this.disconnectListener = function () {
+      gateway.forget(this);
+    };
     io.use((socket, next) => {
       this.admit(socket as GameSocket).then(
         () => next(),
@@ -180,6 +190,7 @@ export class Gateway {
     // handshake (clientIp); socket.handshake keeps a copy of what socket.io needs. Not retained
     // per live socket: a measurable share of its memory (pitfall 8).
     (socket.conn as { request: IncomingMessage | null }).request = null;
+    releaseUpgradeRequest(socket);
     this.deps.metrics.handshakes.inc({ result: "ok" });
     addTo(this.byUser, claims.sub, socket);
     addTo(this.bySession, claims.sid, socket);
@@ -193,17 +204,22 @@ export class Gateway {
       connectedAt: socket.data.connectedAt,
     });
 
-    socket.on(Events.AUTH_REFRESH, (payload: unknown, ack: unknown) => void this.onAuthRefresh(socket, payload, ack));
-    socket.on("disconnect", () => {
-      removeFrom(this.byUser, claims.sub, socket);
-      removeFrom(this.bySession, claims.sid, socket);
-      clearTimeout(this.expiryTimers.get(socket.id));
-      this.expiryTimers.delete(socket.id);
-      this.deps.presence.remove(socket.id);
-    });
+    // Shared listeners (the emitter passes the socket as `this`): no closures per socket.
+    socket.on(Events.AUTH_REFRESH, this.refreshListener);
+    socket.on("disconnect", this.disconnectListener);
     for (const handler of this.connectionHandlers) handler(socket);
     // A revocation may have been applied between admit() and now.
     this.dropCovered([socket]);
+  }
+
+  /** Out of the indexes, timers and presence (sub and sid never change on a live socket: refresh keeps them). */
+  private forget(socket: GameSocket): void {
+    const { claims } = socket.data;
+    removeFrom(this.byUser, claims.sub, socket);
+    removeFrom(this.bySession, claims.sid, socket);
+    clearTimeout(this.expiryTimers.get(socket.id));
+    this.expiryTimers.delete(socket.id);
+    this.deps.presence.remove(socket.id);
   }
 
   /** In-band token renewal: full check, same sub and sid, then the expiry timer moves. */
@@ -295,3 +311,13 @@ function fail(code: ErrorCode): { ok: false; error: { code: ErrorCode; message: 
   return { ok: false, error: { code, message: errorMessage[code] } };
 }
 
+/**
+ * engine.io (6.6) leaves an "error" listener named onUpgradeError on every websocket that
+ * connected directly; its closure holds the upgrade request (IncomingMessage, headers, raw
+ * headers, parser state) for the socket's whole life. The transport's own error listener stays,
+ * so removing it changes nothing else. Polling clients that upgrade later never keep it.
+ */
+function releaseUpgradeRequest(socket: GameSocket): void {
+  const ws = (socket.conn.transport as unknown as { socket?: { listeners?(e: string): Function[]; removeListener(e: string, f: Function): void } }).socket;
+  for (const f of ws?.listeners?.("error") ?? []) if (f.name === "onUpgradeError") ws!.removeListener("error", f);
+}
