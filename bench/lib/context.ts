@@ -84,7 +84,7 @@ export const params = {
     sockets: envInt("BENCH_MASS_SOCKETS", quick ? 600 : 5000),
     users: quick ? 10 : 50,
     /** idle window scraped first, for the event-loop-lag floor of an idle node */
-    idleWindowMs: 2000,
+    idleWindowMs: quick ? 1000 : 2000,
     timeoutMs: 60_000,
   },
   banwave: {
@@ -95,7 +95,7 @@ export const params = {
     timeoutMs: 30_000,
   },
   memory: {
-    sockets: envInt("BENCH_MEMORY_SOCKETS", quick ? 500 : 10_000),
+    sockets: envInt("BENCH_MEMORY_SOCKETS", quick ? 300 : 10_000),
     users: 20,
     warmupSockets: 200,
     settleMs: quick ? 1000 : 3000,
