@@ -8,6 +8,10 @@
  * one io.use that verifies `auth.token` with jsonwebtoken and a KeyObject (the
  * same options as Gatehouse), and nothing else, to show what share of the
  * handshake cost the signature check alone takes.
+ *
+ * Bench-only HTTP endpoints (the memory and disconnect figures' plain side):
+ * GET /bench/memory -> {sockets, rss, heapUsed}; POST /bench/disconnect-all ->
+ * io.disconnectSockets(true), answered with the count once it ran.
  */
 import { createSecretKey } from "node:crypto";
 import { createServer } from "node:http";
@@ -17,7 +21,17 @@ import { Server } from "socket.io";
 const MAX_WIRE_BYTES = 128 * 1024;
 const port = Number(process.env.PORT ?? "0");
 
-const http = createServer({ maxHeaderSize: MAX_WIRE_BYTES }, (_req, res) => {
+const http = createServer({ maxHeaderSize: MAX_WIRE_BYTES }, (req, res) => {
+  const json = (body: unknown) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+  if (req.method === "GET" && req.url === "/bench/memory") {
+    const m = process.memoryUsage();
+    return json({ sockets: io.of("/").sockets.size, rss: m.rss, heapUsed: m.heapUsed });
+  }
+  if (req.method === "POST" && req.url === "/bench/disconnect-all") {
+    const sockets = io.of("/").sockets.size;
+    io.disconnectSockets(true);
+    return json({ sockets });
+  }
   res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"code":"NOT_FOUND","message":"Not found."}}');
 });
 const io = new Server(http, { serveClient: false, maxHttpBufferSize: MAX_WIRE_BYTES });

@@ -14,7 +14,21 @@ export interface Reply<T = unknown> {
   text: string;
 }
 
-export function call<T = unknown>(base: string, method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Reply<T>> {
+/**
+ * One request. A GET that fails with "socket hang up" / ECONNRESET is sent once more: a pooled
+ * keep-alive connection can be closed by the server (idle timeout) just as it is reused.
+ */
+export async function call<T = unknown>(base: string, method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Reply<T>> {
+  try {
+    return await callOnce<T>(base, method, path, opts);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (method !== "GET" || !(e.code === "ECONNRESET" || e.message === "socket hang up")) throw err;
+    return callOnce<T>(base, method, path, opts);
+  }
+}
+
+function callOnce<T>(base: string, method: string, path: string, opts: { token?: string; body?: unknown }): Promise<Reply<T>> {
   const url = new URL(path, base);
   const payload = opts.body !== undefined ? JSON.stringify(opts.body) : undefined;
   const headers: Record<string, string> = {};

@@ -51,12 +51,28 @@ export interface TokenOptions {
   accessTtlMs: number;
   /** earlier signing keys (JWT_SECRET_PREVIOUS), accepted for verification only */
   previousSecrets?: readonly Buffer[];
+  /**
+   * Verified tokens remembered (least recently used dropped first), so a token seen again skips
+   * the HMAC, the JSON parsing and the claims schema. 0 turns the cache off. @default 10000
+   */
+  verifiedCacheSize?: number;
 }
+
+/** @see TokenOptions.verifiedCacheSize */
+export const DEFAULT_VERIFIED_CACHE_SIZE = 10_000;
 
 export class TokenService {
   /** Built once: jsonwebtoken with a KeyObject is ~40x faster than with a string secret. */
   private readonly key: KeyObject;
   private readonly previousKeys: readonly KeyObject[];
+  /**
+   * Full token string -> its verified claims (frozen). Only the signature and the claims'
+   * shape are remembered: the key is the whole signed string, so an entry can only ever match
+   * the bytes that were verified, and every use still goes through the revocation check.
+   * Map order is the recency order.
+   */
+  private readonly verified = new Map<string, AccessClaims>();
+  private readonly verifiedMax: number;
 
   constructor(
     secret: Buffer,
@@ -65,6 +81,12 @@ export class TokenService {
   ) {
     this.key = createSecretKey(secret);
     this.previousKeys = (opts.previousSecrets ?? []).map((s) => createSecretKey(s));
+    this.verifiedMax = opts.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE;
+  }
+
+  /** Verified tokens currently remembered (tests). */
+  get verifiedCacheEntries(): number {
+    return this.verified.size;
   }
 
   get accessTtlSec(): number {
@@ -96,8 +118,32 @@ export class TokenService {
     return { token, claims };
   }
 
-  /** Shape, size, header, signature, iss/aud/exp and claim types. Never throws. */
+  /**
+   * Shape, size, header, signature, iss/aud/exp and claim types. Never throws.
+   * A token verified before is answered from memory until its exp (+ the same tolerance
+   * jsonwebtoken applies); past that it is verified again, which yields TOKEN_EXPIRED.
+   */
   verifySignedClaims(token: unknown): VerifyResult {
+    if (typeof token === "string") {
+      const hit = this.verified.get(token);
+      if (hit !== undefined) {
+        if (Math.floor(this.clock.now() / 1000) < hit.exp + CLOCK_TOLERANCE_SEC) {
+          this.verified.delete(token); // re-insert: most recently used last
+          this.verified.set(token, hit);
+          return { ok: true, claims: hit };
+        }
+        this.verified.delete(token);
+      }
+    }
+    const result = this.verifyUncached(token);
+    if (result.ok && this.verifiedMax > 0) {
+      if (this.verified.size >= this.verifiedMax) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token as string, result.claims);
+    }
+    return result;
+  }
+
+  private verifyUncached(token: unknown): VerifyResult {
     // Cheapest first: refuse non-strings and oversized input before any parsing.
     if (token === undefined || token === null || token === "") return { ok: false, code: ErrorCode.TOKEN_MISSING };
     if (typeof token !== "string") return { ok: false, code: ErrorCode.TOKEN_INVALID };
@@ -118,7 +164,8 @@ export class TokenService {
     }
     const parsed = ClaimsSchema.safeParse(payload);
     if (!parsed.success) return { ok: false, code: ErrorCode.TOKEN_INVALID };
-    return { ok: true, claims: parsed.data };
+    // Frozen: the same object is handed to every later use of this token.
+    return { ok: true, claims: Object.freeze(parsed.data) };
   }
 
   /**

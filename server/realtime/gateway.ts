@@ -5,6 +5,7 @@
  * found through local per-user / per-session indexes (O(covered sockets)).
  */
 import type { IncomingMessage } from "node:http";
+import { performance } from "node:perf_hooks";
 import type { DefaultEventsMap, Server, Socket } from "socket.io";
 import type { Logger } from "pino";
 import type { RateLimiterAbstract } from "rate-limiter-flexible";
@@ -50,8 +51,12 @@ export interface GatewayDeps {
   usernameOf(userId: string): Promise<string | null>;
 }
 
-/** Sockets dropped per event-loop turn during mass revocation (pitfall 13). */
-const DISCONNECT_BATCH = 250;
+/**
+ * Longest run of forced disconnects before yielding to the event loop (pitfall 13: a drop costs
+ * ~80-250 µs here). Sized by time, not count, so other players' messages wait at most about this
+ * long whatever one drop costs on a busy machine.
+ */
+const DROP_SLICE_MS = 8;
 /** Longest delay setTimeout honours (2^31-1 ms); longer ones fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Periodic insurance against a missed feed event (pitfall 1). */
@@ -63,9 +68,23 @@ export class Gateway {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly connectionHandlers: ((socket: GameSocket) => void)[] = [];
+  /** Sockets waiting to be dropped, in order, with the event that covered them (for its note). */
+  private dropQueue: { socket: GameSocket; cause: RevocationEvent | undefined }[] = [];
+  private dropHead = 0;
+  private dropSlice: NodeJS.Immediate | null = null;
+
+  private readonly refreshListener: (this: GameSocket, payload: unknown, ack: unknown) => void;
+  private readonly disconnectListener: (this: GameSocket) => void;
 
   constructor(private readonly deps: GatewayDeps) {
     const { io } = deps;
+    const gateway = this;
+    this.refreshListener = function (payload, ack) {
+      void gateway.onAuthRefresh(this, payload, ack);
+    };
+    this.disconnectListener = function () {
+      gateway.forget(this);
+    };
     io.use((socket, next) => {
       this.admit(socket as GameSocket).then(
         () => next(),
@@ -133,6 +152,7 @@ export class Gateway {
 
   close(): void {
     clearInterval(this.sweepTimer);
+    if (this.dropSlice) clearImmediate(this.dropSlice);
     for (const t of this.expiryTimers.values()) clearTimeout(t);
     this.expiryTimers.clear();
   }
@@ -166,6 +186,11 @@ export class Gateway {
 
   private onConnection(socket: GameSocket): void {
     const { claims } = socket.data;
+    // The upgrade request (and its socket, buffers, parser state) is only read during the
+    // handshake (clientIp); socket.handshake keeps a copy of what socket.io needs. Not retained
+    // per live socket: a measurable share of its memory (pitfall 8).
+    (socket.conn as { request: IncomingMessage | null }).request = null;
+    releaseUpgradeRequest(socket);
     this.deps.metrics.handshakes.inc({ result: "ok" });
     addTo(this.byUser, claims.sub, socket);
     addTo(this.bySession, claims.sid, socket);
@@ -179,17 +204,22 @@ export class Gateway {
       connectedAt: socket.data.connectedAt,
     });
 
-    socket.on(Events.AUTH_REFRESH, (payload: unknown, ack: unknown) => void this.onAuthRefresh(socket, payload, ack));
-    socket.on("disconnect", () => {
-      removeFrom(this.byUser, claims.sub, socket);
-      removeFrom(this.bySession, claims.sid, socket);
-      clearTimeout(this.expiryTimers.get(socket.id));
-      this.expiryTimers.delete(socket.id);
-      this.deps.presence.remove(socket.id);
-    });
+    // Shared listeners (the emitter passes the socket as `this`): no closures per socket.
+    socket.on(Events.AUTH_REFRESH, this.refreshListener);
+    socket.on("disconnect", this.disconnectListener);
     for (const handler of this.connectionHandlers) handler(socket);
     // A revocation may have been applied between admit() and now.
     this.dropCovered([socket]);
+  }
+
+  /** Out of the indexes, timers and presence (sub and sid never change on a live socket: refresh keeps them). */
+  private forget(socket: GameSocket): void {
+    const { claims } = socket.data;
+    removeFrom(this.byUser, claims.sub, socket);
+    removeFrom(this.bySession, claims.sid, socket);
+    clearTimeout(this.expiryTimers.get(socket.id));
+    this.expiryTimers.delete(socket.id);
+    this.deps.presence.remove(socket.id);
   }
 
   /** In-band token renewal: full check, same sub and sid, then the expiry timer moves. */
@@ -226,24 +256,46 @@ export class Gateway {
     this.expiryTimers.set(socket.id, timer);
   }
 
-  /** Drops the sockets whose claims a live mark covers, in batches so a mass revocation does not stall the loop. */
+  /**
+   * Queues the sockets a live mark covers for dropping. The drops run in slices of at most
+   * DROP_SLICE_MS with setImmediate between them, shared by every event: a ban wave of many
+   * events and one revoke-all are scheduled alike, and other sockets' messages get through
+   * between slices. setImmediate runs right after the current I/O phase, so a single kick still
+   * drops its sockets in the same event-loop turn as the feed message that carried it.
+   */
   private dropCovered(sockets: Iterable<GameSocket> | undefined, cause?: RevocationEvent): void {
     if (!sockets) return;
     const now = this.deps.clock.now();
-    const victims: [GameSocket, RevocationReason][] = [];
+    const before = this.dropQueue.length;
     for (const socket of sockets) {
-      const covered = socket.data.claims ? this.deps.cache.coverage(socket.data.claims, now) : null;
-      if (covered) victims.push([socket, covered.reason]);
+      if (socket.data.claims && this.deps.cache.coverage(socket.data.claims, now)) this.dropQueue.push({ socket, cause });
     }
-    // The admin's own words go only to sockets dropped for this event's reason, not for an older mark.
-    const noteFor = (reason: RevocationReason) => (cause?.note && cause.reason === reason ? cause.note : undefined);
-    const dropBatch = (from: number): void => {
-      const end = Math.min(from + DISCONNECT_BATCH, victims.length);
-      for (let i = from; i < end; i++) this.drop(victims[i]![0], victims[i]![1], noteFor(victims[i]![1]));
-      if (end < victims.length) setImmediate(() => dropBatch(end));
-    };
-    dropBatch(0);
+    if (this.dropQueue.length > before) this.dropSlice ??= setImmediate(this.runDropSlice);
   }
+
+  private readonly runDropSlice = (): void => {
+    this.dropSlice = null;
+    const deadline = performance.now() + DROP_SLICE_MS;
+    const now = this.deps.clock.now();
+    const q = this.dropQueue;
+    while (this.dropHead < q.length) {
+      const { socket, cause } = q[this.dropHead++]!;
+      // Decided again at the drop: the reason is the one that holds now (an unban or a refresh may
+      // have landed since it was queued), and a socket already gone costs nothing.
+      if (!socket.data.revoked && socket.connected) {
+        const covered = this.deps.cache.coverage(socket.data.claims, now);
+        // The admin's own words go only to sockets dropped for this event's reason, not for an older mark.
+        if (covered) this.drop(socket, covered.reason, cause?.note && cause.reason === covered.reason ? cause.note : undefined);
+      }
+      if ((this.dropHead & 15) === 0 && performance.now() >= deadline) break;
+    }
+    if (this.dropHead < q.length) {
+      this.dropSlice = setImmediate(this.runDropSlice);
+    } else {
+      this.dropQueue = [];
+      this.dropHead = 0;
+    }
+  };
 
   /** Tell the client why, then a server-side disconnect: socket.io clients do not auto-reconnect after it. */
   private drop(socket: GameSocket, reason: RevocationReason, note?: string): void {
@@ -259,3 +311,13 @@ function fail(code: ErrorCode): { ok: false; error: { code: ErrorCode; message: 
   return { ok: false, error: { code, message: errorMessage[code] } };
 }
 
+/**
+ * engine.io (6.6) leaves an "error" listener named onUpgradeError on every websocket that
+ * connected directly; its closure holds the upgrade request (IncomingMessage, headers, raw
+ * headers, parser state) for the socket's whole life. The transport's own error listener stays,
+ * so removing it changes nothing else. Polling clients that upgrade later never keep it.
+ */
+function releaseUpgradeRequest(socket: GameSocket): void {
+  const ws = (socket.conn.transport as unknown as { socket?: { listeners?(e: string): Function[]; removeListener(e: string, f: Function): void } }).socket;
+  for (const f of ws?.listeners?.("error") ?? []) if (f.name === "onUpgradeError") ws!.removeListener("error", f);
+}

@@ -109,6 +109,64 @@ describe("the token check", () => {
   });
 });
 
+describe("the verified-token cache", () => {
+  it("answers a token seen before from memory, and still runs the revocation check on every use", () => {
+    const { tokens, cache, check, issue, event } = setup();
+    const { token } = issue();
+    expect(check(token).ok).toBe(true);
+    expect(tokens.verifiedCacheEntries).toBe(1);
+    expect(check(token).ok).toBe(true);
+    expect(tokens.verifiedCacheEntries).toBe(1);
+    cache.apply(event({ kind: "user", userId: "u1", version: 1, tokenValidAfter: 1_700_000_001 }));
+    expect(check(token)).toEqual({ ok: false, code: "TOKEN_REVOKED" });
+  });
+
+  it("keeps the staleness rule for a remembered token", () => {
+    const { check, issue, setAvailable } = setup();
+    const { token } = issue();
+    expect(check(token).ok).toBe(true);
+    setAvailable(false);
+    expect(check(token)).toEqual({ ok: false, code: "REVOCATION_UNAVAILABLE" });
+  });
+
+  it("forgets a token at its exp (+ the tolerance): it is then verified again and refused as expired", () => {
+    const { clock, tokens, check, issue } = setup();
+    const { token } = issue();
+    expect(check(token).ok).toBe(true);
+    clock.t += 60_000 + 5_000;
+    expect(check(token)).toEqual({ ok: false, code: "TOKEN_EXPIRED" });
+    expect(tokens.verifiedCacheEntries).toBe(0);
+  });
+
+  it("matches the whole signed string only: a changed signature is verified (and refused)", () => {
+    const { check, issue } = setup();
+    const { token } = issue();
+    expect(check(token).ok).toBe(true);
+    const last = token.at(-2) === "A" ? "B" : "A";
+    expect(check(token.slice(0, -2) + last + token.at(-1))).toEqual({ ok: false, code: "TOKEN_INVALID" });
+  });
+
+  it("is bounded, dropping the least recently used token first", () => {
+    const clock = { t: 1_700_000_000_500, now() { return this.t; } };
+    const tokens = new TokenService(Buffer.alloc(32, 7), { issuer: "gatehouse", audience: "gatehouse-game", accessTtlMs: 60_000, verifiedCacheSize: 2 }, clock);
+    const issue = (sid: string) => tokens.issue({ userId: "u1", sessionId: sid, role: "player", version: 0, notBeforeIat: 0 }).token;
+    const [a, b, c] = [issue("a"), issue("b"), issue("c")];
+    tokens.verifySignedClaims(a);
+    tokens.verifySignedClaims(b);
+    tokens.verifySignedClaims(a); // a is now the most recent
+    tokens.verifySignedClaims(c); // evicts b
+    expect(tokens.verifiedCacheEntries).toBe(2);
+    expect(tokens.verifySignedClaims(b).ok).toBe(true); // verified again, evicts a
+    expect(tokens.verifiedCacheEntries).toBe(2);
+  });
+
+  it("hands out frozen claims, so no caller can change what later uses of the token see", () => {
+    const { check, issue } = setup();
+    const r = check(issue().token);
+    expect(r.ok && Object.isFrozen(r.claims)).toBe(true);
+  });
+});
+
 describe("key rotation (JWT_SECRET_PREVIOUS)", () => {
   const OLD = Buffer.alloc(32, 1);
   const NEW = Buffer.alloc(32, 2);
