@@ -31,7 +31,7 @@ export function formatResult(r: SoakResult): string {
     ["WRONGLY DROPPED", String(r.wronglyDropped)],
     ["ADMITTED after revocation", `${r.admitted} of ${r.admissionChecks} attempts`],
     ["revoke -> disconnect", `p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms (${r.latencyMs.count} drops; from the call sent to the client's disconnect)`],
-    ["excused by faults", `${r.lostToFault} covered on a killed node, ${r.transportClosesInFaults} transport closes, ${r.droppedByFailedCall} dropped by a failed call`],
+    ["excused by faults", `${r.lostToFault} covered on a killed node, ${r.transportClosesInFaults} transport closes, ${r.droppedByFailedCall} dropped by a failed call, ${r.droppedLateConnection} reconnected during the call then dropped with its reason`],
     ["expired (late bot refresh)", `${r.expiredUnrenewed} uncovered, ${r.expiredBeforeVerdict} covered (token_expired at the token's exp: the harness renewed too late; not judged)`],
     ["reuse after a lost refresh", `${r.reuseAfterLostRefresh} (a bot's refresh got no answer, its retry was taken as reuse: the REFRESH_REUSE_GRACE case)`],
     [

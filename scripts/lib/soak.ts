@@ -139,6 +139,11 @@ export interface SoakResult {
   lostToFault: number;
   /** connections dropped by a revocation whose call failed (it may still have been applied) */
   droppedByFailedCall: number;
+  /**
+   * connections of a targeted bot that were not yet up when the revocation was sent (a reconnect
+   * in flight, as faults cause) and were then dropped with that revocation's reason: right, not judged
+   */
+  droppedLateConnection: number;
   /** uncovered connections dropped with token_expired after the token they held expired: the bot's refresh came late (a starved harness) */
   expiredUnrenewed: number;
   /** covered connections whose token expired (token_expired) before the revocation's drop reached them: not judged */
@@ -254,6 +259,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       admissionChecks: 0,
       lostToFault: 0,
       droppedByFailedCall: 0,
+      droppedLateConnection: 0,
       expiredUnrenewed: 0,
       expiredBeforeVerdict: 0,
       reuseAfterLostRefresh: 0,
@@ -300,6 +306,11 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       lateRefresh: (bot: SoakBot, pair: TokenPair) => void lateTokens.set(bot, [...(lateTokens.get(bot) ?? []), pair]),
     };
     const judging = new Set<SoakBot>();
+    /**
+     * bot -> the revocations sent against it (reason, and when the call answered): a connection of
+     * it that came up before that answer (a reconnect in flight) may meet one, rightly
+     */
+    const targetedFor = new Map<SoakBot, { reason: string; answeredAt: number }[]>();
     /** bot -> when the revocation covering it answered 2xx: a connection after that is an admission */
     const coveredAt = new Map<SoakBot, number>();
     /**
@@ -319,6 +330,11 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       }
       if (unrenewed(inc)) {
         r.expiredUnrenewed++;
+        return;
+      }
+      const reason = inc.revoked?.reason;
+      if (targetedFor.get(inc.bot)?.some((t) => t.reason === reason && inc.connectedAt <= t.answeredAt)) {
+        r.droppedLateConnection++;
         return;
       }
       if (inc.revoked?.reason === "refresh_reused" && inc.bot.lostRefresh) {
@@ -481,6 +497,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         b.frozen = true;
         judging.add(b);
       }
+      const target = { reason: REASON[kind], answeredAt: Infinity };
+      for (const b of coveredBots) targetedFor.set(b, [...(targetedFor.get(b) ?? []), target]);
       const covered = coveredBots.map((b) => b.current!).filter(Boolean);
       const snapshot = coveredBots.map((b) => ({ bot: b, pair: b.pair }));
       for (const inc of covered) pending.set(inc, { kind });
@@ -536,6 +554,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         ok = false;
       }
       const ackAt = Date.now();
+      target.answeredAt = ackAt;
       if (!ok) {
         r.revocations.failed++;
         r.revocations.failedByKind[kind] = (r.revocations.failedByKind[kind] ?? 0) + 1;
