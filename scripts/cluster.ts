@@ -39,7 +39,7 @@ const noLimits: Record<string, string> = values["no-limits"]
 const cluster = await startLocalCluster({ nodes: count, basePort, echo: values.verbose, env: noLimits });
 
 console.log(`\nGatehouse cluster: ${count} node(s), redis at ${cluster.redis.url}\n`);
-for (const n of cluster.nodes) console.log(`  ${n.nodeId.padEnd(12)} ${n.url}   game: ${n.url}/   admin: ${n.url}/admin`);
+for (const n of cluster.nodes) console.log(`  ${n.nodeId.padEnd(12)} ${n.url}   arena: ${n.url}/   tic-tac-toe: ${n.url}/tictactoe   admin: ${n.url}/admin`);
 console.log(`\n  admin login: ${cluster.admin.username} / ${cluster.admin.password}`);
 console.log(`  bots:        npm run bots -- --url ${cluster.nodes[0]!.url} --count 50   (start with --no-limits for many bots)`);
 console.log(`\nCtrl-C stops everything.\n`);

@@ -33,6 +33,7 @@ import { opsRoutes } from "./http/routes-ops";
 import { sessionRoutes } from "./http/routes-sessions";
 import { createLogger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
+import { AdminWatch } from "./realtime/admin-watch";
 import { Gateway } from "./realtime/gateway";
 import { MemoryPresence, RedisPresence, type Presence } from "./realtime/presence";
 import { createRedisClients, type RedisClients } from "./redis-clients";
@@ -77,7 +78,8 @@ export interface Gatehouse {
   /**
    * Checks every handshake on `io` (coded connect_error on refusal), keeps `socket.data.claims`
    * current (`auth:refresh`, expiry), and drops the sockets a revocation covers, with
-   * `session:revoked` first. Call once per io, before its clients connect.
+   * `session:revoked` first. Also answers `admin:watch` (the dashboard's pushed online list,
+   * docs/api.md). Call once per io, before its clients connect.
    */
   attach(io: IoServer): Gateway;
   /** Each resolves once the revocation is durable and every node confirmed it (or timed out), like the HTTP routes. */
@@ -165,6 +167,8 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
 
   // ---- sockets: one gateway per attached io ----
   const gateways: Gateway[] = [];
+  /** the admin dashboard's pushed online list, on each attached io */
+  const adminWatches: AdminWatch[] = [];
   // The handshake's client address by express's own req.ip logic (same TRUST_PROXY as HTTP).
   const ipApp = express();
   if (config.trustProxy !== undefined) ipApp.set("trust proxy", config.trustProxy);
@@ -185,6 +189,9 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
     revocations.onApplied((e) => gateway.enforce(e));
     revocations.onResynced(() => gateway.sweep());
     gateways.push(gateway);
+    adminWatches.push(
+      new AdminWatch({ io, gateway, presence, log, nodeId: config.nodeId, isAdmin: async (userId) => (await store.getUser(userId))?.role === "admin" }),
+    );
     return gateway;
   };
   metrics.readFrom({
@@ -302,6 +309,7 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
       if (closed) return;
       closed = true;
       for (const gateway of gateways) gateway.close();
+      for (const watch of adminWatches) watch.close();
       await revocations.close();
       await presence.close();
       await store.close();

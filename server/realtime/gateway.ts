@@ -14,6 +14,7 @@ import { ErrorCode, GatehouseError, errorMessage } from "../../shared/errors";
 import { AuthRefreshPayload, Events, revokedMessage, type Ack, type RevocationReason } from "../../shared/protocol";
 import type { LiveTokenCheck } from "../auth/check";
 import { consume } from "../http/rate-limits";
+import { describeInvalid } from "../http/validate";
 import type { Clock } from "../clock";
 import type { Metrics } from "../metrics";
 import type { RevocationCache } from "../revocation/cache";
@@ -226,7 +227,7 @@ export class Gateway {
   private async onAuthRefresh(socket: GameSocket, payload: unknown, ack: unknown): Promise<void> {
     const reply = typeof ack === "function" ? (ack as (a: Ack<{ expiresAt: number }>) => void) : () => undefined;
     const parsed = AuthRefreshPayload.safeParse(payload);
-    if (!parsed.success) return reply(fail(ErrorCode.VALIDATION_FAILED));
+    if (!parsed.success) return reply(fail(ErrorCode.VALIDATION_FAILED, describeInvalid(parsed.error, "payload")));
     const result = await this.deps.check(parsed.data.token);
     if (!result.ok) return reply(fail(result.code));
     if (!socket.connected) return; // dropped while the marks were read
@@ -307,8 +308,8 @@ export class Gateway {
   }
 }
 
-function fail(code: ErrorCode): { ok: false; error: { code: ErrorCode; message: string } } {
-  return { ok: false, error: { code, message: errorMessage[code] } };
+function fail(code: ErrorCode, message: string = errorMessage[code]): { ok: false; error: { code: ErrorCode; message: string } } {
+  return { ok: false, error: { code, message } };
 }
 
 /**

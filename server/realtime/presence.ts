@@ -14,6 +14,7 @@
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { OnlinePlayer } from "../../shared/protocol";
 import { addTo, removeFrom } from "../util/multimap";
 
 export interface PresenceEntry {
@@ -33,22 +34,48 @@ export interface Presence {
   list(): Promise<PresenceEntry[]>;
   /** the session ids of `userId` with a live socket anywhere in the cluster; costs that user's sockets only */
   sessionsOnline(userId: string): Promise<Set<string>>;
+  /** after this node's sockets changed, once `list()` anywhere in the cluster shows it (Redis: after the batch is written); must not throw */
+  onChange(listener: () => void): void;
   close(): Promise<void>;
+}
+
+/** The admin view of `list()`: one row per user (by name), its sockets as sessions with their node. */
+export function onlinePlayers(entries: PresenceEntry[]): OnlinePlayer[] {
+  const byUser = new Map<string, OnlinePlayer>();
+  for (const p of entries) {
+    let player = byUser.get(p.userId);
+    if (!player) byUser.set(p.userId, (player = { userId: p.userId, username: p.username, sessions: [] }));
+    player.sessions.push({ sessionId: p.sessionId, nodeId: p.nodeId, connectedAt: new Date(p.connectedAt).toISOString() });
+  }
+  return [...byUser.values()].sort((a, b) => a.username.localeCompare(b.username));
 }
 
 export class MemoryPresence implements Presence {
   protected readonly local = new Map<string, PresenceEntry>();
   /** userId -> socket ids on this node */
   protected readonly byUser = new Map<string, Set<string>>();
+  private readonly changeListeners: (() => void)[] = [];
   add(entry: PresenceEntry): void {
     this.local.set(entry.socketId, entry);
     addTo(this.byUser, entry.userId, entry.socketId);
+    this.changed();
   }
   remove(socketId: string): void {
     const entry = this.local.get(socketId);
     if (!entry) return;
     this.local.delete(socketId);
     removeFrom(this.byUser, entry.userId, socketId);
+    this.changed();
+  }
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
+  }
+  /** Here the change is visible at once; RedisPresence tells once it is written. */
+  protected changed(): void {
+    this.notifyChange();
+  }
+  protected notifyChange(): void {
+    for (const listener of this.changeListeners) listener();
   }
   async list(): Promise<PresenceEntry[]> {
     return [...this.local.values()];
@@ -106,6 +133,9 @@ export class RedisPresence extends MemoryPresence {
     this.queue(entry, false);
   }
 
+  /** Other nodes read Redis: they are told after flush() wrote the batch, not now. */
+  protected override changed(): void {}
+
   private userKey(userId: string): string {
     return `${this.prefix}presence:user:${userId}`;
   }
@@ -136,10 +166,14 @@ export class RedisPresence extends MemoryPresence {
       if (live) m.hset(this.userKey(entry.userId), entry.socketId, `${entry.nodeId} ${entry.sessionId}`).pexpire(this.userKey(entry.userId), USER_INDEX_TTL_MS);
       else m.hdel(this.userKey(entry.userId), entry.socketId);
     }
-    await m
+    const written = await m
       .pexpire(this.key, PRESENCE_TTL_MS)
       .exec()
-      .catch((err: Error) => this.log.debug({ err: err.message }, "presence write failed (rewritten on reconnect)"));
+      .then(
+        () => true,
+        (err: Error) => void this.log.debug({ err: err.message }, "presence write failed (rewritten on reconnect)"),
+      );
+    if (written) this.notifyChange();
   }
 
   override async list(): Promise<PresenceEntry[]> {
@@ -228,7 +262,10 @@ export class RedisPresence extends MemoryPresence {
     }
     m.pexpire(this.key, PRESENCE_TTL_MS)
       .exec()
-      .then(() => this.heartbeat())
+      .then(() => {
+        this.heartbeat();
+        this.notifyChange();
+      })
       .catch(() => undefined);
   }
 }

@@ -171,7 +171,8 @@ export class RoomHost {
     const now = deps.clock.now();
     if (def.maxPlayers !== undefined) {
       const inRoom = this.rooms.get(roomId)?.views() ?? this.remoteViews(roomId, now);
-      if (inRoom.filter((p) => p.playerId !== socket.id).length >= def.maxPlayers) throw new RoomError(ErrorCode.FORBIDDEN, "The room is full.");
+      // No contract code for this: the generic FORBIDDEN, with a message that names the limit.
+      if (inRoom.filter((p) => p.playerId !== socket.id).length >= def.maxPlayers) throw new RoomError(ErrorCode.FORBIDDEN, roomFullMessage(def.maxPlayers));
     }
     // One room of this type per socket; joining again (even the same room) starts a fresh player.
     this.leave(socket);
@@ -327,6 +328,9 @@ export class RoomHost {
     return `room:${this.def.name}:${roomId}`;
   }
 }
+
+/** The refusal of a join beyond `maxPlayers`. */
+const roomFullMessage = (max: number): string => `The room is full (at most ${max} ${max === 1 ? "player" : "players"}).`;
 
 const pickWho = (v: Who): Who => ({ playerId: v.playerId, userId: v.userId, username: v.username });
 

@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { ErrorCode, GatehouseError, errorMessage, type WireError } from "../../shared/errors";
+import { describeInvalid } from "../http/validate";
 import type { GameSocket } from "../realtime/gateway";
 import { Budget } from "./budget";
 
@@ -27,9 +28,7 @@ export const failure = (code: ErrorCode, message: string = errorMessage[code]): 
 
 /** The ack for a payload zod refused: the first bad field by its path ("payload" when the whole thing is wrong). */
 export function validationFailure(error: z.ZodError): { ok: false; error: WireError } {
-  const issue = error.issues[0];
-  const where = issue && issue.path.length > 0 ? issue.path.join(".") : "payload";
-  return failure(ErrorCode.VALIDATION_FAILED, `Invalid ${where}: ${issue?.message ?? "not valid"}`);
+  return failure(ErrorCode.VALIDATION_FAILED, describeInvalid(error, "payload"));
 }
 
 export interface HandlerOptions<T> {
