@@ -3,7 +3,7 @@
  * middleware, the socket.io handshake check with forced disconnects for a given `io`, the
  * revocation API, and close(). `createApp` (the standalone server) is one user of it.
  *
- *   const gatehouse = await createGatehouse({ jwtSecret, redisUrl });
+ *   const gatehouse = await createGatehouse({ jwtSecret, redisUrl }); // or redisClusterNodes: [...]
  *   app.use("/auth", gatehouse.routers.auth);
  *   gatehouse.attach(io);
  */
@@ -35,7 +35,7 @@ import { createLogger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
 import { Gateway } from "./realtime/gateway";
 import { MemoryPresence, RedisPresence, type Presence } from "./realtime/presence";
-import { createRedisClients, type RedisClients } from "./redis-clients";
+import { createRedisClients, redisTargetOf, type RedisClients, type RedisTarget } from "./redis-clients";
 import { RevocationCache } from "./revocation/cache";
 import { Revocations } from "./revocation/revocations";
 import { MemoryStore } from "./store/memory";
@@ -109,6 +109,16 @@ export function createGatehouse(options: GatehouseOptions, deps: GatehouseDeps =
   return buildGatehouse(configFromOptions(options), deps, "pass adminUsername and adminPassword to createGatehouse");
 }
 
+/**
+ * The store on one primary or on a Redis Cluster. The `clusterNodes` option comes with the store's
+ * cluster support (hash-tagged keys, per-shard feed); the cast keeps this compiling before it.
+ */
+function connectRedisStore(target: RedisTarget, logger: Logger): Promise<Store> {
+  if ("url" in target) return RedisStore.connect({ url: target.url, logger });
+  const connect = RedisStore.connect as unknown as (opts: { clusterNodes: string[]; logger: Logger }) => Promise<Store>;
+  return connect({ clusterNodes: target.clusterNodes, logger });
+}
+
 /** From an already parsed Config (the standalone server's path). */
 export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, adminHint?: string): Promise<Gatehouse> {
   const clock = deps.clock ?? systemClock;
@@ -116,8 +126,9 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
   const metrics = createMetrics(config.nodeId);
 
   // ---- backends, chosen once ----
-  const store: Store = config.redisUrl ? await RedisStore.connect({ url: config.redisUrl, logger: log }) : new MemoryStore();
-  const redis = config.redisUrl ? createRedisClients(config.redisUrl, log) : null;
+  const target = redisTargetOf(config);
+  const store: Store = target ? await connectRedisStore(target, log) : new MemoryStore();
+  const redis = target ? createRedisClients(target, log) : null;
   const presence: Presence = redis ? new RedisPresence(redis.limits, config.nodeId, log) : new MemoryPresence();
 
   // ---- revocation state and the one check ----
