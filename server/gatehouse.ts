@@ -129,6 +129,15 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
   const target = redisTargetOf(config);
   const store: Store = target ? await connectRedisStore(target, log) : new MemoryStore();
   const redis = target ? createRedisClients(target, log) : null;
+  if (redis) {
+    try {
+      await redis.ready();
+    } catch (err) {
+      await redis.quit();
+      await store.close();
+      throw err;
+    }
+  }
   const presence: Presence = redis ? new RedisPresence(redis.limits, config.nodeId, log) : new MemoryPresence();
 
   // ---- revocation state and the one check ----

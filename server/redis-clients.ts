@@ -41,6 +41,12 @@ export interface RedisClients {
   readonly limits: RedisClient;
   /** the socket.io adapter's publisher and subscriber */
   readonly adapter: [RedisClient, RedisClient];
+  /**
+   * Resolves once the command connections are ready; rejects after `timeoutMs` (default 10 s).
+   * On a cluster their commands fail at once while it is not ready (no offline queue), so the
+   * composition root awaits this before serving.
+   */
+  ready(timeoutMs?: number): Promise<void>;
   /** `io.adapter(...)`'s argument for this topology (see ioAdapter below) */
   ioAdapter(): IoAdapter;
   quit(): Promise<void>;
@@ -99,8 +105,9 @@ export function createRedisClient(target: RedisTarget, role: ClientRole, log: Lo
     const options: ClusterOptions = {
       redisOptions: { ...nodeOptions, ...urlOptions(first) },
       clusterRetryStrategy: retryStrategy,
-      // Commands on a cluster that is not ready fail at once (the limiters fall back to memory,
-      // presence is rewritten on 'ready'); a subscriber's SSUBSCRIBEs are kept until it is.
+      // Fail fast: once it was ready (see ready()), commands on a cluster that is not fail at once
+      // (the limiters fall back to memory, presence is rewritten on 'ready'), rather than wait in a
+      // queue for the whole outage. A subscriber's SSUBSCRIBEs are kept until it is ready again.
       enableOfflineQueue: role.subscriber === true,
       // Batches the per-key commands presence sends to each primary.
       enableAutoPipelining: !role.subscriber,
@@ -128,11 +135,27 @@ export function createRedisClients(target: RedisTarget, log: Logger): RedisClien
     cluster,
     limits,
     adapter: [pub, sub],
+    ready: (timeoutMs = 10_000) => Promise.all([limits, pub].map((c) => whenReady(c, timeoutMs))).then(() => undefined),
     ioAdapter: () => ioAdapter(cluster, pub, sub),
     quit: async () => {
       await Promise.all(all.map((c) => c.quit().catch(() => c.disconnect())));
     },
   };
+}
+
+function whenReady(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === "ready") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off("ready", onReady);
+      reject(new Error(`Redis was not ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once("ready", onReady);
+  });
 }
 
 /**
