@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChatMessage, PlayerView, StatePayload, TicTacToeState } from "../../shared/protocol";
 import { register, uniqueName } from "../helpers/http";
 import { connect, emitAck, nextEvent, type TestSocket } from "../helpers/sockets";
-import { startCluster, type LocalCluster } from "../helpers/cluster";
+import { redisClient, startCluster, type LocalCluster } from "../helpers/cluster";
+import { waitFor } from "../helpers/wait";
 
 describe("rooms across two nodes", () => {
   let cluster: LocalCluster;
@@ -117,6 +118,35 @@ describe("rooms across two nodes", () => {
       expect(st.players.map((p) => p.userId)).toEqual([a.id]);
     }
     expect(leaked).toEqual([]);
+  });
+
+  it("a room's per-tick traffic goes only to the nodes with players in it", async () => {
+    const room = uniqueName("solo").slice(0, 32);
+    const channel = `gh:room:{arena:${room}}`;
+    const r = redisClient(cluster.redis.url);
+    const listeners = async () => Number(((await r.call("PUBSUB", "NUMSUB", channel)) as [string, number])[1]);
+    try {
+      const a = await player(0);
+      const b = await player(1);
+      expect((await emitAck(a.s.socket, "room:join", { roomId: room })).ok).toBe(true);
+      // Node 1 shares the room every tick; node 2, with no player in it, does not listen: it receives none of it.
+      await waitFor(async () => (await listeners()) === 1, { message: "node 1 listens to its room" });
+      const probe = redisClient(cluster.redis.url);
+      let shares = 0;
+      probe.on("message", () => shares++);
+      await probe.subscribe(channel);
+      await waitFor(() => shares >= 3, { message: "node 1 publishes its share every tick" });
+      await probe.quit();
+      expect(await listeners()).toBe(1);
+
+      // B joins on node 2: it listens now; when B leaves, it stops.
+      expect((await emitAck(b.s.socket, "room:join", { roomId: room })).ok).toBe(true);
+      await waitFor(async () => (await listeners()) === 2, { message: "node 2 listens once it has a player there" });
+      expect(await emitAck(b.s.socket, "room:leave", {})).toEqual({ ok: true });
+      await waitFor(async () => (await listeners()) === 1, { message: "node 2 stops listening when its last player left" });
+    } finally {
+      r.disconnect();
+    }
   });
 
   // Tic-tac-toe, a second room type: one matchmaking queue for the cluster, moves replicated between nodes.
