@@ -115,6 +115,11 @@ export function createGatehouse(options: GatehouseOptions, deps: GatehouseDeps =
  */
 function connectRedisStore(target: RedisTarget, logger: Logger): Promise<Store> {
   if ("url" in target) return RedisStore.connect({ url: target.url, logger });
+  // TEMPORARY until the store's cluster support is merged (remove then): a store that reads only
+  // `url` would let ioredis fall back to 127.0.0.1:6379, a Redis nobody configured.
+  if (!RedisStore.connect.toString().includes("clusterNodes")) {
+    return Promise.reject(new Error("this build's store does not support REDIS_CLUSTER_NODES yet"));
+  }
   const connect = RedisStore.connect as unknown as (opts: { clusterNodes: string[]; logger: Logger }) => Promise<Store>;
   return connect({ clusterNodes: target.clusterNodes, logger });
 }
