@@ -41,7 +41,11 @@ const noLimits: Record<string, string> = values["no-limits"]
   : {};
 const onRedisCluster = values["redis-cluster"];
 if (onRedisCluster) console.log("starting a Redis Cluster (3 primaries + 3 replicas) and waiting until the replicas are in sync...");
-const cluster = await startLocalCluster({ nodes: count, basePort, echo: values.verbose, env: noLimits, redisCluster: onRedisCluster });
+const cluster = await startLocalCluster({ nodes: count, basePort, echo: values.verbose, env: noLimits, redisCluster: onRedisCluster }).catch((err: unknown) => {
+  // Everything started so far is stopped by now: say why in one line.
+  console.error(`could not start the cluster: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
 
 const redisText =
   cluster.topology === "single"
