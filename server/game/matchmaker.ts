@@ -4,10 +4,10 @@
  * seats both (RoomHost.seat reaches the node holding the other socket).
  */
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { EmptyPayload, TicTacToeEvents } from "../../shared/protocol";
 import type { Clock } from "../clock";
+import type { RedisClient } from "../redis-clients";
 import type { Gateway, GameSocket } from "../realtime/gateway";
 import type { RoomHost } from "../rooms/host";
 import { onMessage } from "../rooms/messages";
@@ -39,7 +39,13 @@ export class MemoryMatchQueue implements MatchQueue {
   }
 }
 
-/** The same, atomic in one script: two nodes never take the same waiting player. */
+/**
+ * The same, atomic in one script: two nodes never take the same waiting player. Its one key is
+ * passed in KEYS, so it runs as is on a Redis Cluster (one slot).
+ *
+ * Redis keys:
+ *   gh:ttt:queue   list   QueueEntry JSON of each waiting player, oldest first
+ */
 const PAIR_SCRIPT = `
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, e in ipairs(items) do
@@ -57,7 +63,7 @@ return false`;
 
 export class RedisMatchQueue implements MatchQueue {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key = "gh:ttt:queue",
   ) {}
   async pair(entry: string, userId: string): Promise<string | null> {
