@@ -48,13 +48,16 @@ function user(over: Partial<UserRecord> = {}): UserRecord {
   };
 }
 
+/** a session id of `userId`'s, as newSessionId makes them */
+const sid = (userId: string) => `${userId}.${randomBytes(16).toString("base64url")}`;
+
 /** a SHA-256 hex digest, as the store receives refresh hashes */
 const digest = () => randomBytes(32).toString("hex");
 
 /** A session to create; `refresh.hash` is its first refresh token's hash. */
 function session(userId: string, over: Partial<NewSession> = {}): { session: NewSession; refresh: { hash: string } } {
   const now = over.now ?? Date.now();
-  const s: NewSession = { id: uid("s"), userId, device: "test", refreshHash: digest(), now, expiresAt: now + HOUR, ...over };
+  const s: NewSession = { id: sid(userId), userId, device: "test", refreshHash: digest(), now, expiresAt: now + HOUR, ...over };
   return { session: s, refresh: { hash: s.refreshHash } };
 }
 
