@@ -31,6 +31,8 @@ const nodeEntries = {
   "bench/plain-io": "bench/baseline/plain-io.ts",
   "bench/naive-http": "bench/baseline/naive-http.ts",
   "bench/gc-probe": "bench/baseline/gc-probe.ts",
+  "bench/feed-fanout": "bench/feed-fanout.ts",
+  "bench/feed-subscriber": "bench/feed/subscriber.ts",
 };
 const browserEntries = {
   "public/game": "client/pages/game.ts",

@@ -595,8 +595,11 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         // Unbanned: the old tokens must stay dead.
         await checkAdmission(kind, tokens);
       }
-      user.busy = false;
+      // Busy until its devices are back: a revocation picked while a respawn login is in flight
+      // would cover a device it never saw (rightly dropped, yet judged wrongly dropped) or refuse
+      // that login (a ban: 403).
       await respawn(user, coveredBots, freshPair, kind);
+      user.busy = false;
     }
 
     /** Waits for each covered connection's verdict. */

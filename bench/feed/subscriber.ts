@@ -1,0 +1,30 @@
+/**
+ * One lightweight feed subscriber for `npm run bench:feed`: what a node does per revocation on
+ * the feed (receive, parse, validate, confirm), without sockets or HTTP. Driven over IPC by
+ * bench/feed-fanout.ts: {cpu} -> its CPU time so far; {stop} -> closes and exits.
+ */
+import { RedisStore } from "../../server/store/redis";
+
+const nodeId = process.env.NODE_ID ?? `sub-${process.pid}`;
+const store = await RedisStore.connect({ url: process.env.REDIS_URL! });
+let received = 0;
+const sub = store.subscribe(
+  (e) => {
+    received++;
+    store.acknowledge(e, nodeId);
+  },
+  { onLost: () => undefined, onResumed: () => undefined },
+  { nodeId },
+);
+await sub.ready;
+process.on("message", async (m: { type: string }) => {
+  if (m.type === "cpu") {
+    const u = process.cpuUsage();
+    process.send!({ type: "cpu", cpuUs: u.user + u.system, received });
+  } else if (m.type === "stop") {
+    await sub.close();
+    await store.close();
+    process.exit(0);
+  }
+});
+process.send!({ type: "ready" });
