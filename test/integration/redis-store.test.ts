@@ -197,12 +197,12 @@ describe("RedisStore on a real redis-server", () => {
     const keys = await adminClient().keys("*");
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.every((k) => k.startsWith("t:"))).toBe(true);
-    for (const k of ["t:m:u:id-ttl", "t:m:b:id-ttl"]) {
+    for (const k of ["t:m:u:{id-ttl}", "t:m:b:{id-ttl}"]) {
       const ttl = await adminClient().pttl(k);
       expect(ttl).toBeGreaterThan(CTX.markTtlMs - 5_000);
       expect(ttl).toBeLessThanOrEqual(CTX.markTtlMs);
     }
-    expect(await adminClient().pttl("t:u:id-ttl")).toBe(-1); // users do not expire
+    expect(await adminClient().pttl("t:u:{id-ttl}")).toBe(-1); // users do not expire
   });
 });
 
