@@ -133,8 +133,8 @@ describe("RedisStore on a real redis-server", () => {
 
   it("drops malformed feed messages and keeps delivering", async () => {
     const a = adminClient();
-    await a.publish("t:revocations", "not json");
-    await a.publish("t:revocations", JSON.stringify({ seq: "x", kind: "nope" }));
+    await a.spublish("t:revocations:{g}", "not json");
+    await a.spublish("t:revocations:{g}", JSON.stringify({ seq: "x", kind: "nope" }));
     const e = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX });
     await waitFor(() => probe.events.length >= 1);
     expect(probe.events).toEqual([e]);
