@@ -28,7 +28,8 @@ export class Topology {
    * dropped from CLUSTER SLOTS; writing without it would let a later failover lose a 2xx).
    */
   private readonly replicated = new Set<string>();
-  private replicationReadAt = 0;
+  /** when each primary's INFO replication was last read */
+  private readonly replicationReadAt = new Map<string, number>();
 
   constructor(
     readonly client: RedisClient,
@@ -44,6 +45,7 @@ export class Topology {
   nodeFor(key: string): { node: Redis; id: string } {
     const c = this.client;
     if (!(c instanceof Cluster)) return { node: c, id: "single" };
+    // a primary's id is its address: after a failover the new primary is another id, judged afresh
     const id = c.slots[keySlot(key)]?.[0];
     const node = id === undefined ? undefined : c.nodes("master").find((n) => nodeKey(n.options) === id);
     if (!node || id === undefined) {
@@ -77,9 +79,11 @@ export class Topology {
           await this.refreshSlots();
           continue;
         }
+        // a primary that does not answer may have been failed over: the next call looks again
+        void this.refreshSlots();
         throw err;
       }
-      if (await this.needsWait(id)) {
+      if (await this.needsWait(node, id)) {
         const acked = Number(await node.call("WAIT", "1", String(WAIT_REPLICA_MS)));
         if (acked < 1) throw new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE, "The revocation could not be replicated in time; retry it.");
       }
@@ -135,10 +139,16 @@ export class Topology {
     return { ...this.nodeOptions, host: node.options.host, port: node.options.port };
   }
 
-  private async needsWait(id: string): Promise<boolean> {
-    if (!this.isCluster && Date.now() - this.replicationReadAt > REPLICATION_INFO_MAX_AGE_MS) {
-      this.replicationReadAt = Date.now();
-      const info = String(await (this.client as Redis).info("replication"));
+  /**
+   * Whether a write on this primary must wait for a replica: it has one now (the cluster's slot
+   * map, or the primary's own INFO, read again at most every few seconds), or it had one before.
+   */
+  private async needsWait(node: Redis, id: string): Promise<boolean> {
+    if (this.replicated.has(id)) return true;
+    const readAt = this.replicationReadAt.get(id) ?? 0;
+    if (Date.now() - readAt > REPLICATION_INFO_MAX_AGE_MS) {
+      this.replicationReadAt.set(id, Date.now());
+      const info = String(await node.info("replication"));
       if (Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) > 0) this.replicated.add(id);
     }
     return this.replicated.has(id);
@@ -162,6 +172,8 @@ export function clusterOptions(redisOptions: RedisOptions): ClusterOptions {
     retryDelayOnTryAgain: 100,
     clusterRetryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
     slotsRefreshTimeout: 1000,
+    // the slot map (and each primary's replicas) follows failovers and migrations without waiting for a MOVED
+    slotsRefreshInterval: 5000,
   };
 }
 
