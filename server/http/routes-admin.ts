@@ -120,7 +120,9 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
   });
 
   r.post("/sessions/:sessionId/revoke", async (req, res) => {
-    const sessionId = parse(SessionIdParam, req.params.sessionId);
+    // not a session id at all: no such session (the same answer as someone else's)
+    const sessionId = SessionIdParam.safeParse(req.params.sessionId).data;
+    if (sessionId === undefined) throw new GatehouseError(ErrorCode.NOT_FOUND);
     const body = parse(AdminReasonBody, req.body ?? {});
     const session = await d.store.getSession(sessionId);
     if (!session) throw new GatehouseError(ErrorCode.NOT_FOUND);
