@@ -3,6 +3,9 @@
  * replicas: half-made username claims, and revocations that survive a failover (contract
  * section 5 "Failover": a revocation answered 2xx was replicated first, else it is answered 503).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../shared/errors";
@@ -73,7 +76,11 @@ describe("RedisStore on one primary", () => {
   halfMadeNames(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
 
   it("with a replica, a revocation waits for it: a frozen replica means 503, not an unreplicated 2xx", async () => {
-    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(server.port)] });
+    // No RDB file anywhere: the primary streams the sync, the replica keeps its files in a temp dir.
+    await raw.config("SET", "repl-diskless-sync", "yes");
+    await raw.config("SET", "repl-diskless-sync-delay", "0");
+    const dir = mkdtempSync(join(tmpdir(), "gatehouse-replica-"));
+    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(server.port), "--dir", dir, "--repl-diskless-load", "on-empty-db"] });
     const store = await RedisStore.connect({ url: server.url });
     try {
       await waitFor(async () => (await raw.info("replication")).includes("state=online"), { message: "replica in sync" });
@@ -92,6 +99,7 @@ describe("RedisStore on one primary", () => {
       replica.resume();
       await store.close();
       await replica.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
