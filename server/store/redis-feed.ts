@@ -5,7 +5,8 @@
  * and on a cluster alike, so this module knows exactly when the subscription holds: any drop
  * (a lost connection, a failover, the slot moving away, which Redis announces with an unsolicited
  * SUNSUBSCRIBE) reports `lost`, and the next subscription, made on whichever primary serves {g}
- * then, reports `resumed` so the node resyncs before it trusts its cache again.
+ * then, reports `resumed` so the node resyncs before it trusts its cache again. (A Redis 6.2
+ * primary has no sharded pub/sub: there the same channels are classic ones, see Topology.pubsub.)
  */
 import { Redis, type RedisOptions } from "ioredis";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
@@ -134,10 +135,11 @@ export function openFeed(d: FeedDeps, onEvent: (e: RevocationEvent) => void, sta
       if (/sunsubscribe|queue state/i.test(err.message)) drop("unsubscribed by the server");
     });
     conn.on("close", () => drop("connection closed"));
-    conn.on("smessage", onMessage);
+    const { subscribe, message } = d.topology.pubsub;
+    conn.on(message, onMessage);
     conn.once("ready", () => {
       const channels = ackChannel ? [channel, ackChannel] : [channel];
-      conn.ssubscribe(...channels).then(
+      conn[subscribe](...channels).then(
         () => {
           if (closed || failed) return;
           attempt = 0;
@@ -177,7 +179,8 @@ export function openFeed(d: FeedDeps, onEvent: (e: RevocationEvent) => void, sta
 
 /** Tells the issuer of `e` that `nodeId` applied it (lost with a dropped connection like any publish: the issuer stops waiting at its timeout). */
 export function sendAck(topology: Topology, keys: Keys, e: RevocationEvent): void {
-  topology.client.spublish(keys.acks(e.nodeId), String(e.seq)).catch(() => {});
+  const c = topology.client;
+  (topology.pubsub.publish === "SPUBLISH" ? c.spublish(keys.acks(e.nodeId), String(e.seq)) : c.publish(keys.acks(e.nodeId), String(e.seq))).catch(() => {});
 }
 
 export function errMessage(err: unknown): string {

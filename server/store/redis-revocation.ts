@@ -33,7 +33,7 @@ export class RedisRevocations {
     const k = this.k;
     const base: Record<string, unknown> = { kind: change.kind, reason: change.reason, nodeId: ctx.nodeId };
     if (change.kind === "global") {
-      const reply = await this.t.writeDurably(scripts.globalRevoke, [k.globalMark, k.gen, k.seq, k.channel, k.userCut], [ctx.markTtlMs, JSON.stringify(base)]);
+      const reply = await this.t.writeDurably(scripts.globalRevoke, [k.globalMark, k.gen, k.seq, k.channel, k.userCut], [ctx.markTtlMs, JSON.stringify(base), this.t.pubsub.publish]);
       return parseApplied(reply);
     }
 
@@ -92,7 +92,7 @@ export class RedisRevocations {
     const [at, expiresAt, version, tva] = r;
     const event: Record<string, unknown> = { ...base, at: Number(at), expiresAt: Number(expiresAt) };
     if (change.kind === "user") Object.assign(event, { tokenValidAfter: Number(tva), version: Number(version) });
-    return parseApplied(await this.t.writeDurably(scripts.publishEvent, [k.seq, k.channel], [JSON.stringify(event)]));
+    return parseApplied(await this.t.writeDurably(scripts.publishEvent, [k.seq, k.channel], [JSON.stringify(event), this.t.pubsub.publish]));
   }
 
   async currentSeq(): Promise<number> {

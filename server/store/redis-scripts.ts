@@ -42,12 +42,13 @@ return fmt(now)`;
 
 /**
  * Assigns the next seq to an event whose durable part is written already, and publishes it.
- * KEYS: seq, channel (a sharded channel of the same slot). ARGV: event JSON without seq.
+ * KEYS: seq, channel (a sharded channel of the same slot). ARGV: event JSON without seq, the
+ * publish command (SPUBLISH; PUBLISH on a Redis 6.2 primary, which has no sharded pub/sub).
  */
 const PUBLISH_EVENT = `
 local seq = redis.call('INCR', KEYS[1])
 local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
-return {event, redis.call('SPUBLISH', KEYS[2], event)}`;
+return {event, redis.call(ARGV[2], KEYS[2], event)}`;
 
 /**
  * Revoke-all, whole in one step: the global mark, the generation (every session that exists now
@@ -56,7 +57,8 @@ return {event, redis.call('SPUBLISH', KEYS[2], event)}`;
  * second revoke-all within that second must still cut them off, so the cutoff only moves forward;
  * and it passes any user cutoff of its own second (USER_CLOCK), which a token issued before it
  * may carry as iat.
- * KEYS: global mark, gen, seq, channel, user-cut. ARGV: mark TTL ms, event JSON without seq/times.
+ * KEYS: global mark, gen, seq, channel, user-cut. ARGV: mark TTL ms, event JSON without seq/times,
+ * the publish command (see PUBLISH_EVENT).
  */
 const GLOBAL_REVOKE = `${NOW_FN}
 local now = nowMs()
@@ -71,7 +73,7 @@ redis.call('SET', KEYS[1], '{"t":"g",' .. times .. '}', 'PXAT', fmt(expiresAt))
 redis.call('INCR', KEYS[2])
 local seq = redis.call('INCR', KEYS[3])
 local event = '{"seq":' .. seq .. ',"at":' .. fmt(now) .. ',' .. times .. ',' .. string.sub(ARGV[2], 2)
-return {event, redis.call('SPUBLISH', KEYS[4], event)}`;
+return {event, redis.call(ARGV[3], KEYS[4], event)}`;
 
 /** The dataset's epoch (created once) and the seq, read together. KEYS: epoch, seq. ARGV: a fresh epoch. */
 const FEED_STATE = `

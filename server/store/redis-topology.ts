@@ -21,7 +21,19 @@ export interface ScriptLike {
   run(client: RedisClient, keys: string[], args: (string | number)[]): Promise<unknown>;
 }
 
+/** Sharded pub/sub (Redis >= 7, and always on a cluster), or classic pub/sub on a 6.2 primary. */
+export interface PubSubCommands {
+  publish: "SPUBLISH" | "PUBLISH";
+  subscribe: "ssubscribe" | "subscribe";
+  message: "smessage" | "message";
+}
+const SHARDED: PubSubCommands = { publish: "SPUBLISH", subscribe: "ssubscribe", message: "smessage" };
+const CLASSIC: PubSubCommands = { publish: "PUBLISH", subscribe: "subscribe", message: "message" };
+
 export class Topology {
+  /** set by detectPubSub() at connect */
+  pubsub: PubSubCommands = SHARDED;
+
   /**
    * Primaries (host:port) seen with a replica: from then on each revocation written there must
    * reach one, even after the replica vanished from the topology (a frozen or failed replica is
@@ -36,6 +48,14 @@ export class Topology {
     /** seed URLs in cluster mode, to open plain connections to one node (the feed's subscriber) */
     readonly nodeOptions: RedisOptions,
   ) {}
+
+  /** The one difference a Redis 6.2 primary makes: it has no sharded pub/sub, so the feed uses the classic one. */
+  async detectPubSub(): Promise<void> {
+    if (this.isCluster) return;
+    const info = String(await (this.client as Redis).info("server"));
+    const major = Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 7);
+    this.pubsub = major >= 7 ? SHARDED : CLASSIC;
+  }
 
   get isCluster(): boolean {
     return this.client instanceof Cluster;

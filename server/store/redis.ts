@@ -169,6 +169,7 @@ export class RedisStore implements Store {
     }
     const store = new RedisStore(t, k, log);
     try {
+      await store.run(() => t.detectPubSub());
       await store.run(() => store.users.indexExistingNames());
     } catch (err) {
       client.disconnect();
