@@ -62,6 +62,35 @@ function halfMadeNames(t: () => Topo): void {
   });
 }
 
+/** The two-slot session steps (see RedisSessions.sessionStep) against revocations landing between their calls. */
+function crossSlotSteps(t: () => Topo): void {
+  it("a revoke-all right after a user revocation cuts past that user's cutoff; a session step re-reads {g} after a later user revocation", async () => {
+    const store = await t().connect();
+    try {
+      const u = user();
+      await store.createUser(u);
+      // A token issued between the two may carry the user cutoff as iat: the revoke-all must cover it.
+      const byUser = await store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now: Date.now(), ...CTX });
+      const all = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX });
+      if (Math.floor(all.at / 1000) === Math.floor(byUser.at / 1000)) expect(all.tokenValidAfter).toBeGreaterThan(byUser.tokenValidAfter!);
+      else expect(all.tokenValidAfter).toBe(Math.floor(all.at / 1000) + 1);
+
+      // A user revocation whose {g} time is after the step's own {g} read (as if it landed between
+      // the two calls, seen here as one from the future) makes the step read {g} again, and give up
+      // (503) if that keeps happening, rather than issue a token with that cutoff as iat.
+      const raw = t().raw();
+      await raw.hset(`gh:u:{${u.id}}`, "revokedAt", String(Date.now() + 60_000));
+      const ns = { id: sidOf(u.id), userId: u.id, device: "d", refreshHash: "a".repeat(64), now: Date.now(), expiresAt: Date.now() + 60_000 };
+      expect(await codeOf(store.createSession(ns, 1))).toBe(ErrorCode.REVOCATION_UNAVAILABLE);
+      await raw.hset(`gh:u:{${u.id}}`, "revokedAt", String(Date.now() - 1));
+      const ok = await store.createSession(ns, 1);
+      expect(ok).toMatchObject({ status: "ok", basis: { version: 1, notBeforeIat: all.tokenValidAfter } });
+    } finally {
+      await store.close();
+    }
+  });
+}
+
 describe("RedisStore on one primary", () => {
   let server: RedisProcess;
   let raw: Redis;
@@ -74,6 +103,7 @@ describe("RedisStore on one primary", () => {
     await server?.stop();
   });
   halfMadeNames(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
+  crossSlotSteps(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
 
   it("with a replica, a revocation waits for it: a frozen replica means 503, not an unreplicated 2xx", async () => {
     // No RDB file anywhere: the primary streams the sync, the replica keeps its files in a temp dir.
@@ -119,6 +149,7 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
   const connect = () => RedisStore.connect({ clusterNodes: cluster.urls });
 
   halfMadeNames(() => ({ connect, raw: () => raw }));
+  crossSlotSteps(() => ({ connect, raw: () => raw }));
 
   // Last in this file: it leaves one shard without its replica.
   it("a revocation is answered only once a replica holds it (else 503), so none answered 2xx is lost in a failover; the feed follows the new primary", async () => {
