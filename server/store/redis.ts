@@ -37,6 +37,7 @@
  *                               for ZRANGEBYLEX prefix search
  *   P names:built         STR   set once the names index covers accounts created before it existed
  *   P audit               LIST  newest first, capped
+ *   P layout:2            STR   set once a dataset of the layout before this one was brought over (redis-legacy.ts)
  *
  * Times that cut tokens off (revocation cutoffs, the `at` tokens are issued from) are Redis TIME
  * of the {g} primary (a session's mark expiries: its user's primary), so nodes with skewed clocks
@@ -52,6 +53,7 @@ import type { AuditEntry } from "../../shared/protocol";
 import { Confirmations } from "./confirmations";
 import { errMessage, openFeed, quitClient, sendAck, type StoreLogger } from "./redis-feed";
 import { Keys } from "./redis-keys";
+import { migrateLegacyLayout } from "./redis-legacy";
 import { RedisRevocations } from "./redis-revocation";
 import { RedisSessions } from "./redis-sessions";
 import { clusterOptions, optionsFromUrl, Topology, type RedisClient } from "./redis-topology";
@@ -167,6 +169,7 @@ export class RedisStore implements Store {
     const store = new RedisStore(t, k, log);
     try {
       await store.run(() => t.detectPubSub());
+      if (t.client instanceof Redis) await store.run(() => migrateLegacyLayout(t.client as Redis, k));
       await store.run(() => store.users.indexExistingNames());
     } catch (err) {
       client.disconnect();
