@@ -91,6 +91,28 @@ function crossSlotSteps(t: () => Topo): void {
   });
 }
 
+/** The feed's confirmations travel on the {g} slot's channels too. */
+function confirmations(t: () => Topo): void {
+  it("an issuer hears every node that received its event confirm it", async () => {
+    const issuer = await t().connect();
+    const peer = await t().connect();
+    try {
+      let peerAcks = false;
+      const mine = issuer.subscribe((e) => issuer.acknowledge(e, "a"), { onLost: () => {}, onResumed: () => {} }, { nodeId: "a" });
+      const theirs = peer.subscribe((e) => peerAcks && peer.acknowledge(e, "b"), { onLost: () => {}, onResumed: () => {} }, { nodeId: "b" });
+      await Promise.all([mine.ready, theirs.ready]);
+      const revokeAll = () => issuer.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX, nodeId: "a" });
+      // the publish reached both subscribers: one that stays silent is missing
+      expect(await issuer.confirmApplied(await revokeAll(), 300)).toBe(1);
+      peerAcks = true;
+      expect(await issuer.confirmApplied(await revokeAll(), 5_000)).toBe(0);
+    } finally {
+      await issuer.close();
+      await peer.close();
+    }
+  });
+}
+
 describe("RedisStore on one primary", () => {
   let server: RedisProcess;
   let raw: Redis;
@@ -104,6 +126,7 @@ describe("RedisStore on one primary", () => {
   });
   halfMadeNames(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
   crossSlotSteps(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
+  confirmations(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
 
   it("with a replica, a revocation waits for it: a frozen replica means 503, not an unreplicated 2xx", async () => {
     // No RDB file anywhere: the primary streams the sync, the replica keeps its files in a temp dir.
@@ -150,6 +173,7 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
 
   halfMadeNames(() => ({ connect, raw: () => raw }));
   crossSlotSteps(() => ({ connect, raw: () => raw }));
+  confirmations(() => ({ connect, raw: () => raw }));
 
   // Last in this file: it leaves one shard without its replica.
   it("a revocation is answered only once a replica holds it (else 503), so none answered 2xx is lost in a failover; the feed follows the new primary", async () => {
