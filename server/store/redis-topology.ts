@@ -100,7 +100,7 @@ export class Topology {
           continue;
         }
         // a primary that does not answer may have been failed over: the next call looks again
-        void this.refreshSlots();
+        if (!(err instanceof Error && err.name === "ReplyError")) void this.refreshSlots();
         throw err;
       }
       if (await this.needsWait(node, id)) {
