@@ -175,6 +175,61 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
   crossSlotSteps(() => ({ connect, raw: () => raw }));
   confirmations(() => ({ connect, raw: () => raw }));
 
+  it("the feed follows the {g} slot when it migrates to another primary (Redis unsubscribes it), and snapshots still see every mark", async () => {
+    const store = await connect();
+    const events: RevocationEvent[] = [];
+    const lost = deferred<void>();
+    const resumed = deferred<void>();
+    const sub = store.subscribe((e) => events.push(e), { onLost: () => lost.resolve(), onResumed: () => resumed.resolve() });
+    await sub.ready;
+    try {
+      const u = user();
+      await store.createUser(u);
+      const before = await store.applyRevocation({ kind: "user", userId: u.id, ban: { until: null }, reason: "banned" }, { now: Date.now(), ...CTX });
+      await migrateSlot(keySlot("{g}"));
+      await within(lost.promise, 10_000, "the feed reports the slot gone");
+      await within(resumed.promise, 10_000, "the feed resumes on the slot's new primary");
+      const next = await store.applyRevocation({ kind: "session", userId: u.id, sessionId: sidOf(u.id), reason: "logout" }, { now: Date.now(), ...CTX });
+      expect(next.seq).toBe(before.seq + 1);
+      await waitFor(() => events.some((e) => e.seq === next.seq), { timeoutMs: 10_000, message: "an event after the migration delivered" });
+      const snap = await store.loadMarks(Date.now());
+      expect(snap.seq).toBe(next.seq);
+      expect(snap.bans.map((b) => b.userId)).toContain(u.id);
+    } finally {
+      await sub.close();
+      await store.close();
+    }
+  }, 60_000);
+
+  /** Moves one slot (and its keys) to another primary, as `redis-cli --cluster reshard` does. */
+  async function migrateSlot(slot: number): Promise<void> {
+    const shards = await cluster.shards();
+    const from = shards.find((sh) => sh.slots.some(([a, b]) => slot >= a && slot <= b))!;
+    const to = shards.find((sh) => sh !== from)!;
+    const open = (url: string) => new Redis(url, { maxRetriesPerRequest: 1 });
+    const src = open(from.primary.url);
+    const dst = open(to.primary.url);
+    try {
+      const srcId = String(await src.cluster("MYID"));
+      const dstId = String(await dst.cluster("MYID"));
+      await dst.cluster("SETSLOT", slot, "IMPORTING", srcId);
+      await src.cluster("SETSLOT", slot, "MIGRATING", dstId);
+      for (;;) {
+        const keys = (await src.cluster("GETKEYSINSLOT", slot, 100)) as string[];
+        if (keys.length === 0) break;
+        await src.call("MIGRATE", "127.0.0.1", String(to.primary.port), "", "0", "5000", "KEYS", ...keys);
+      }
+      for (const c of [dst, src]) await c.cluster("SETSLOT", slot, "NODE", dstId);
+      for (const sh of shards) if (sh !== from && sh !== to) {
+        const other = open(sh.primary.url);
+        await other.cluster("SETSLOT", slot, "NODE", dstId).finally(() => other.disconnect());
+      }
+    } finally {
+      src.disconnect();
+      dst.disconnect();
+    }
+  }
+
   // Last in this file: it leaves one shard without its replica.
   it("a revocation is answered only once a replica holds it (else 503), so none answered 2xx is lost in a failover; the feed follows the new primary", async () => {
     const store = await connect();
