@@ -111,19 +111,9 @@ export function createGatehouse(options: GatehouseOptions, deps: GatehouseDeps =
   return buildGatehouse(configFromOptions(options), deps, "pass adminUsername and adminPassword to createGatehouse");
 }
 
-/**
- * The store on one primary or on a Redis Cluster. The `clusterNodes` option comes with the store's
- * cluster support (hash-tagged keys, per-shard feed); the cast keeps this compiling before it.
- */
+/** The store on one primary or on a Redis Cluster (hash-tagged keys, feed on the {g} slot). */
 function connectRedisStore(target: RedisTarget, logger: Logger): Promise<Store> {
-  if ("url" in target) return RedisStore.connect({ url: target.url, logger });
-  // TEMPORARY until the store's cluster support is merged (remove then): a store that reads only
-  // `url` would let ioredis fall back to 127.0.0.1:6379, a Redis nobody configured.
-  if (!RedisStore.connect.toString().includes("clusterNodes")) {
-    return Promise.reject(new Error("this build's store does not support REDIS_CLUSTER_NODES yet"));
-  }
-  const connect = RedisStore.connect as unknown as (opts: { clusterNodes: string[]; logger: Logger }) => Promise<Store>;
-  return connect({ clusterNodes: target.clusterNodes, logger });
+  return "url" in target ? RedisStore.connect({ url: target.url, logger }) : RedisStore.connect({ clusterNodes: target.clusterNodes, logger });
 }
 
 /** From an already parsed Config (the standalone server's path). */

@@ -10,7 +10,7 @@ import type { Revocations } from "../revocation/revocations";
 import type { Ban, SessionRecord, Store, TokenBasis, UserRecord } from "../store/store";
 import { dummyPasswordHash, hashPassword, verifyPassword } from "./passwords";
 import { openSuccessor, sealSuccessor } from "./refresh-seal";
-import { hashRefreshToken, newId, newRefreshToken, sessionIdOfRefreshToken, type TokenService } from "./tokens";
+import { hashRefreshToken, newId, newRefreshToken, newSessionId, sessionIdOfRefreshToken, type TokenService } from "./tokens";
 
 export interface AccountsDeps {
   store: Store;
@@ -229,7 +229,7 @@ export class Accounts {
   /** A new session, if the user's version is still `user.version`; else why not, as an error. */
   private async startSessionOrFail(user: UserRecord, device: string): Promise<TokenPair> {
     const now = this.d.clock.now();
-    const sessionId = newId();
+    const sessionId = newSessionId(user.id);
     const refresh = newRefreshToken(sessionId);
     const created = await this.d.store.createSession(
       { id: sessionId, userId: user.id, device, refreshHash: refresh.hash, now, expiresAt: now + this.d.refreshTtlMs },

@@ -7,7 +7,7 @@ import jwt from "jsonwebtoken";
 import { z } from "zod";
 import type { AccessClaims, Role } from "../../shared/claims";
 import { ErrorCode } from "../../shared/errors";
-import { MAX_TOKEN_BYTES } from "../../shared/protocol";
+import { MAX_TOKEN_BYTES, SESSION_ID_PATTERN } from "../../shared/protocol";
 import type { Clock } from "../clock";
 
 /** Clock tolerance allowed on `exp` (contract section 2). */
@@ -222,9 +222,19 @@ export function hashRefreshToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
+const REFRESH_TOKEN = new RegExp(`^(${SESSION_ID_PATTERN.source.slice(1, -1)})\\.[A-Za-z0-9_-]{43}$`);
+
 export function sessionIdOfRefreshToken(token: string): string | null {
-  const m = /^([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{43}$/.exec(token);
+  const m = REFRESH_TOKEN.exec(token);
   return m ? m[1]! : null;
+}
+
+/**
+ * A session id carries its user's id: `<userId>.<128 random bits>`, so the store finds the
+ * user's records (on a Redis Cluster: the user's slot) from the sid alone.
+ */
+export function newSessionId(userId: string): string {
+  return `${userId}.${newId()}`;
 }
 
 /** Opaque ids (users, sessions): 128 random bits, url-safe. */

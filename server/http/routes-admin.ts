@@ -1,7 +1,7 @@
 /** /admin/* (mounted at /admin): cluster-wide player view, kick/ban/revoke, audit. Rights re-checked against the store on every call. */
 import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
-import { AdminReasonBody, AuditQuery, BanBody, GUEST_PREFIX, IdParam, UsersQuery, type AuditEntry, type UserView } from "../../shared/protocol";
+import { AdminReasonBody, AuditQuery, BanBody, GUEST_PREFIX, IdParam, SessionIdParam, UsersQuery, type AuditEntry, type UserView } from "../../shared/protocol";
 import { banView, isBanned } from "../auth/accounts";
 import { newId } from "../auth/tokens";
 import type { LiveTokenCheck } from "../auth/check";
@@ -115,7 +115,9 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
   });
 
   r.post("/sessions/:sessionId/revoke", async (req, res) => {
-    const sessionId = parse(IdParam, req.params.sessionId);
+    // not a session id at all: no such session (the same answer as someone else's)
+    const sessionId = SessionIdParam.safeParse(req.params.sessionId).data;
+    if (sessionId === undefined) throw new GatehouseError(ErrorCode.NOT_FOUND);
     const body = parse(AdminReasonBody, req.body ?? {});
     const session = await d.store.getSession(sessionId);
     if (!session) throw new GatehouseError(ErrorCode.NOT_FOUND);

@@ -1,7 +1,7 @@
 /** GET /me, GET /sessions and DELETE /sessions/:id: the caller's own account and devices (sign out the stolen phone). */
 import { Router } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
-import { IdParam, type SessionView } from "../../shared/protocol";
+import { SessionIdParam, type SessionView } from "../../shared/protocol";
 import type { LiveTokenCheck } from "../auth/check";
 import type { UserDirectory } from "../auth/user-directory";
 import type { Clock } from "../clock";
@@ -10,7 +10,6 @@ import type { Revocations } from "../revocation/revocations";
 import type { Store } from "../store/store";
 import { claimsOf, requireAuth } from "./auth-middleware";
 import { consume, type RateLimits } from "./rate-limits";
-import { parse } from "./validate";
 
 export interface SessionRoutesDeps {
   check: LiveTokenCheck;
@@ -53,7 +52,9 @@ export function sessionRoutes(d: SessionRoutesDeps): Router {
   r.delete("/sessions/:sessionId", auth, async (req, res) => {
     const c = claimsOf(req);
     await consume(d.limits.sessionsUser, c.sub);
-    const sessionId = parse(IdParam, req.params.sessionId);
+    // not a session id at all: no such session (the same answer as someone else's)
+    const sessionId = SessionIdParam.safeParse(req.params.sessionId).data;
+    if (sessionId === undefined) throw new GatehouseError(ErrorCode.NOT_FOUND);
     const session = await d.store.getSession(sessionId);
     // 404 for someone else's session too: do not reveal that it exists.
     if (!session || session.userId !== c.sub) throw new GatehouseError(ErrorCode.NOT_FOUND);

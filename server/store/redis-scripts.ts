@@ -1,129 +1,194 @@
 /**
- * The Lua scripts behind RedisStore's atomic multi-key changes (see the key
- * layout in redis.ts), and the argument layout of the revocation script.
+ * The Lua scripts behind RedisStore (key layout in redis.ts). Each one touches the keys of ONE
+ * slot, all passed in KEYS (no key name is built in Lua), so Redis Cluster can route it: a user's
+ * slot `{<userId>}`, the global slot `{g}`, or one username's key.
  */
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
-import type { RevocationChange, RevocationEvent } from "./store";
+import type { RedisClient } from "./redis-topology";
 
-/**
- * KEYS: un:<name>, u:<id>, names. ARGV: id, indexed '1'|'0' (registered, not a guest), lower-cased
- * name, then the user hash's field/value pairs.
- */
-const CREATE_USER = `
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-if ARGV[2] == '1' then redis.call('ZADD', KEYS[3], 0, ARGV[3]) end
-return 1`;
-
-/**
- * KEYS: un:<name>, names. ARGV: prefix, new id, hasPassword '1'|'0', passwordHash, lower-cased
- * name, then a new user's field/value pairs.
- */
-const UPSERT_ADMIN = `
-local P = ARGV[1]
-local id = redis.call('GET', KEYS[1])
-if not id then
-  id = ARGV[2]
-  redis.call('SET', KEYS[1], id)
-end
-local ukey = P .. 'u:' .. id
-if redis.call('EXISTS', ukey) == 0 then
-  redis.call('HSET', ukey, unpack(ARGV, 6))
-  redis.call('HSET', ukey, 'id', id)
-elseif redis.call('HGET', ukey, 'role') ~= 'admin' then
-  -- never promote a player who happens to hold the configured name
-  return 0
-end
-redis.call('HSET', ukey, 'role', 'admin')
-redis.call('ZADD', KEYS[2], 0, ARGV[5])
-if ARGV[3] == '1' then
-  redis.call('HSET', ukey, 'passwordHash', ARGV[4])
-else
-  redis.call('HDEL', ukey, 'passwordHash')
-end
-return redis.call('HGETALL', ukey)`;
-
-/** Sets PEXPIREAT on an index zset to its highest score (its longest-lived member). */
-const EXPIRE_INDEX_FN = `
-local function expireIndex(key)
-  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  if top[2] then redis.call('PEXPIREAT', key, top[2]) end
-end`;
-
-/**
- * A guest account is reached only through its sessions (no password): it expires with the
- * newest of them. Registered accounts never expire.
- */
-const KEEP_GUEST_FN = `
-local function keepGuestUntil(P, ukey, at)
-  if redis.call('HGET', ukey, 'guest') ~= '1' then return end
-  local name = redis.call('HGET', ukey, 'username')
-  redis.call('PEXPIREAT', ukey, at)
-  if name then redis.call('PEXPIREAT', P .. 'un:' .. string.lower(name), at) end
-end
-`;
-
-/**
- * The token basis (see TokenBasis), read in the script that issues the token: username, role,
- * version, notBeforeIat (max of the user's and the live global cutoff, s), at (Redis TIME, ms).
- * Numbers go out as strings (a Lua number reply would be truncated to an integer anyway).
- */
-const BASIS_FN = `
+const NOW_FN = `
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function basis(u, globalKey)
+local function fmt(n) return string.format('%d', n) end
+local function cutOf(json)
+  if not json then return 0 end
+  return tonumber(string.match(json, '"tokenValidAfter":(%d+)')) or 0
+end
+`;
+
+// ---------------------------------------------------------------- the {g} slot
+
+/**
+ * What a session step needs from the global slot, read at one instant: the refresh generation,
+ * the live global cutoff (s) and the time (ms) the token will be issued at.
+ * KEYS: gen, global mark. Returns {gen, globalCutoff, now}.
+ */
+const READ_GLOBAL = `${NOW_FN}
+return {redis.call('GET', KEYS[1]) or '0', fmt(cutOf(redis.call('GET', KEYS[2]))), fmt(nowMs())}`;
+
+/**
+ * The clock of a user revocation, read on {g} like the session steps' (so cutoffs and issue times
+ * compare on one clock), and its cutoff remembered for the rest of that second: a revoke-all in the
+ * same second moves its own cutoff past it (see GLOBAL_REVOKE). KEYS: user-cut. Returns now (ms).
+ */
+const USER_CLOCK = `${NOW_FN}
+local now = nowMs()
+local tva = math.floor(now / 1000) + 1
+local prev = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tva > prev then redis.call('SET', KEYS[1], fmt(tva), 'PXAT', fmt(tva * 1000)) end
+return fmt(now)`;
+
+/**
+ * Assigns the next seq to an event whose durable part is written already, and publishes it.
+ * KEYS: seq, channel (a sharded channel of the same slot). ARGV: event JSON without seq, the
+ * publish command (SPUBLISH; PUBLISH on a Redis 6.2 primary, which has no sharded pub/sub).
+ */
+const PUBLISH_EVENT = `
+local seq = redis.call('INCR', KEYS[1])
+local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
+return {event, redis.call(ARGV[2], KEYS[2], event)}`;
+
+/**
+ * Revoke-all, whole in one step: the global mark, the generation (every session that exists now
+ * can no longer refresh; durable: no TTL, one key), seq, publish.
+ * iat has one-second resolution and tokens issued after a revoke-all carry its cutoff as iat: a
+ * second revoke-all within that second must still cut them off, so the cutoff only moves forward;
+ * and it passes any user cutoff of its own second (USER_CLOCK), which a token issued before it
+ * may carry as iat.
+ * KEYS: global mark, gen, seq, channel, user-cut. ARGV: mark TTL ms, event JSON without seq/times,
+ * the publish command (see PUBLISH_EVENT).
+ */
+const GLOBAL_REVOKE = `${NOW_FN}
+local now = nowMs()
+local expiresAt = now + tonumber(ARGV[1])
+local tva = math.floor(now / 1000) + 1
+local prev = cutOf(redis.call('GET', KEYS[1]))
+if prev + 1 > tva then tva = prev + 1 end
+local ucut = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
+if ucut + 1 > tva then tva = ucut + 1 end
+local times = '"tokenValidAfter":' .. fmt(tva) .. ',"expiresAt":' .. fmt(expiresAt)
+redis.call('SET', KEYS[1], '{"t":"g",' .. times .. '}', 'PXAT', fmt(expiresAt))
+redis.call('INCR', KEYS[2])
+local seq = redis.call('INCR', KEYS[3])
+local event = '{"seq":' .. seq .. ',"at":' .. fmt(now) .. ',' .. times .. ',' .. string.sub(ARGV[2], 2)
+return {event, redis.call(ARGV[3], KEYS[4], event)}`;
+
+/** The dataset's epoch (created once) and the seq, read together. KEYS: epoch, seq. ARGV: a fresh epoch. */
+const FEED_STATE = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]) or '0'}`;
+
+// ---------------------------------------------------------------- a username's slot
+
+/**
+ * Claims a username: "<userId> <claimedAtMs>". KEYS: un:<name>. ARGV: user id.
+ * Returns {'ok'} or {'held', value, now}.
+ */
+const CLAIM_NAME = `${NOW_FN}
+local cur = redis.call('GET', KEYS[1])
+local now = nowMs()
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. fmt(now))
+  return {'ok'}
+end
+return {'held', cur, fmt(now)}`;
+
+/** Takes over a claim still holding `expected` (its user is missing). KEYS: un:<name>. ARGV: expected, user id. */
+const TAKE_NAME = `${NOW_FN}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. fmt(nowMs()))
+return 1`;
+
+// ---------------------------------------------------------------- a user's slot
+
+/**
+ * Creates the admin's record or makes the existing one's password the given one.
+ * KEYS: u. ARGV: hasPassword '1'|'0', passwordHash, then a new user's field/value pairs.
+ * Returns 0 (the record is a player's) or the record's HGETALL.
+ */
+const UPSERT_ADMIN = `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+elseif redis.call('HGET', KEYS[1], 'role') ~= 'admin' then
+  -- never promote a player who happens to hold the configured name
+  return 0
+end
+redis.call('HSET', KEYS[1], 'role', 'admin')
+if ARGV[1] == '1' then
+  redis.call('HSET', KEYS[1], 'passwordHash', ARGV[2])
+else
+  redis.call('HDEL', KEYS[1], 'passwordHash')
+end
+return redis.call('HGETALL', KEYS[1])`;
+
+/**
+ * Shared by the session steps. The token basis (see TokenBasis): the user's version and cutoff
+ * read here, the global cutoff and the issue time read on {g} just before (ARGV gcut, at).
+ * A user revocation whose clock read on {g} came after ours ('revokedAt' > at) asks the caller to
+ * read {g} again: a revoke-all between our read and it would otherwise not cover our token (see
+ * RedisStore.sessionStep). A guest account lives as long as its newest session.
+ */
+const SESSION_FNS = `
+local function expireIndex(key)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if top[2] then redis.call('PEXPIREAT', key, top[2]) end
+end
+local function keepGuestUntil(ukey, at)
+  if redis.call('HGET', ukey, 'guest') ~= '1' then return '' end
+  redis.call('PEXPIREAT', ukey, at)
+  return string.lower(redis.call('HGET', ukey, 'username') or '')
+end
+local function basis(u, gcut, at)
   local nb = tonumber(u[4] or '0') or 0
-  local g = redis.call('GET', globalKey)
-  if g then
-    local gt = tonumber(string.match(g, '"tokenValidAfter":(%d+)'))
-    if gt and gt > nb then nb = gt end
-  end
-  return {u[1], u[2] or 'player', u[3] or '0', string.format('%d', nb), string.format('%d', nowMs())}
+  if gcut > nb then nb = gcut end
+  return {u[1], u[2] or 'player', u[3] or '0', string.format('%d', nb), at}
+end
+local function tooEarly(u, at)
+  return (tonumber(u[6] or '0') or 0) > tonumber(at)
 end
 `;
 
 /**
- * KEYS: s:<sid>, us:<uid>, u:<uid>, m:g, g:gen.
- * ARGV: prefix, sid, uid, device, now, expiresAt, refresh hash, expected user version.
- * Returns {'stale'} | {'ok', username, role, version, notBeforeIat, at}.
+ * KEYS: s, us, u. ARGV: sid, uid, device, now, expiresAt, refresh hash, expected user version,
+ * gen, gcut, at. Returns {'stale'} | {'retry'} | {'ok', username, role, version, notBeforeIat, at, guestName}.
+ * The session keeps the user version and the global generation it was made under: a user
+ * revocation (version+1) or a revoke-all (gen+1) after it stops its refresh.
  */
-const CREATE_SESSION = `${EXPIRE_INDEX_FN}${KEEP_GUEST_FN}${BASIS_FN}
-local u = redis.call('HMGET', KEYS[3], 'username', 'role', 'version', 'tokenValidAfter')
+const CREATE_SESSION = `${SESSION_FNS}
+local u = redis.call('HMGET', KEYS[3], 'username', 'role', 'version', 'tokenValidAfter', 'ban', 'revokedAt')
 -- the version seen when the password was verified: a revocation since then wins the race
-if not u[1] or (tonumber(u[3] or '0') or 0) ~= tonumber(ARGV[8]) then return {'stale'} end
-local gen = redis.call('GET', KEYS[5]) or '0'
-redis.call('HSET', KEYS[1], 'id', ARGV[2], 'userId', ARGV[3], 'device', ARGV[4], 'createdAt', ARGV[5], 'lastSeenAt', ARGV[5],
-  'expiresAt', ARGV[6], 'gen', gen, 'state', 'live', 'cur', ARGV[7])
-redis.call('PEXPIREAT', KEYS[1], ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2])
+if not u[1] or (tonumber(u[3] or '0') or 0) ~= tonumber(ARGV[7]) then return {'stale'} end
+if tooEarly(u, ARGV[10]) then return {'retry'} end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'userId', ARGV[2], 'device', ARGV[3], 'createdAt', ARGV[4], 'lastSeenAt', ARGV[4],
+  'expiresAt', ARGV[5], 'gen', ARGV[8], 'ver', u[3] or '0', 'state', 'live', 'cur', ARGV[6])
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 -- prune sessions that expired by now
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 expireIndex(KEYS[2])
-keepGuestUntil(ARGV[1], KEYS[3], ARGV[6])
-local b = basis(u, KEYS[4])
-return {'ok', b[1], b[2], b[3], b[4], b[5]}`;
+local guestName = keepGuestUntil(KEYS[3], ARGV[5])
+local b = basis(u, tonumber(ARGV[9]), ARGV[10])
+return {'ok', b[1], b[2], b[3], b[4], b[5], guestName}`;
 
 /**
- * KEYS: s:<sid>, m:g, g:gen. ARGV: prefix, presented hash, next hash, next sealed, now, next expiresAt,
- * grace ms, trail length (rotated hashes kept, 'prev' included), sid.
- * Returns {'invalid', uid?} | {'banned', uid} | {'reused', uid}
- *       | {'ok'|'grace', uid, device, createdAt, lastSeenAt, expiresAt, username, role, version, notBeforeIat, at, sealed?}.
+ * KEYS: s, u, us. ARGV: presented hash, next hash, next sealed, now, next expiresAt, grace ms,
+ * trail length (rotated hashes kept, 'prev' included), sid, gen, gcut, at.
+ * Returns {'invalid', uid?} | {'banned', uid} | {'reused', uid} | {'retry'}
+ *       | {'ok'|'grace', uid, device, createdAt, lastSeenAt, expiresAt, username, role, version, notBeforeIat, at, guestName, sealed?}.
  * The trail is one field of 64-hex hashes separated by spaces, so a plain find matches whole entries only.
  */
-const ROTATE_REFRESH = `${EXPIRE_INDEX_FN}${KEEP_GUEST_FN}${BASIS_FN}
-local P, h, now = ARGV[1], ARGV[2], tonumber(ARGV[5])
-local s = redis.call('HMGET', KEYS[1], 'userId', 'state', 'expiresAt', 'gen', 'cur', 'prev', 'prevAt', 'prevSealed', 'trail', 'device', 'createdAt', 'lastSeenAt')
+const ROTATE_REFRESH = `${SESSION_FNS}
+local h, now = ARGV[1], tonumber(ARGV[4])
+local s = redis.call('HMGET', KEYS[1], 'userId', 'state', 'expiresAt', 'gen', 'cur', 'prev', 'prevAt', 'prevSealed', 'trail', 'device', 'createdAt', 'lastSeenAt', 'ver')
 local uid = s[1]
 if not uid then return {'invalid'} end
 local trail = s[9] or ''
 local isCur, isPrev = h == s[5], h == s[6]
 -- only an authentic token learns anything about the session (its id alone is no secret)
 if not (isCur or isPrev or string.find(trail, h, 1, true)) then return {'invalid'} end
-local ukey = P .. 'u:' .. uid
-local u = redis.call('HMGET', ukey, 'username', 'role', 'version', 'tokenValidAfter', 'ban')
+local u = redis.call('HMGET', KEYS[2], 'username', 'role', 'version', 'tokenValidAfter', 'ban', 'revokedAt')
 if u[5] then
   local ok, ban = pcall(cjson.decode, u[5])
   local permanent = ok and type(ban) == 'table' and ban['until'] == cjson.null
@@ -132,127 +197,107 @@ if u[5] then
   if permanent or not untilMs or untilMs > now then return {'banned', uid} end
 end
 if s[2] ~= 'live' or tonumber(s[3]) <= now or not u[1] then return {'invalid', uid} end
-if (tonumber(s[4] or '0') or 0) < (tonumber(redis.call('GET', KEYS[3]) or '0') or 0) then return {'invalid', uid} end
+-- made before a revocation of its user, or before a revoke-all
+if (tonumber(s[13] or '-1') or -1) ~= (tonumber(u[3] or '0') or 0) then return {'invalid', uid} end
+if (tonumber(s[4] or '0') or 0) < (tonumber(ARGV[9]) or 0) then return {'invalid', uid} end
+if tooEarly(u, ARGV[11]) then return {'retry'} end
 if not isCur then
-  local grace = tonumber(ARGV[7])
+  local grace = tonumber(ARGV[6])
   if isPrev and grace > 0 and now - tonumber(s[7]) <= grace then
-    local b = basis(u, KEYS[2])
-    return {'grace', uid, s[10], s[11], s[12], s[3], b[1], b[2], b[3], b[4], b[5], s[8]}
+    local b = basis(u, tonumber(ARGV[10]), ARGV[11])
+    return {'grace', uid, s[10], s[11], s[12], s[3], b[1], b[2], b[3], b[4], b[5], '', s[8]}
   end
   return {'reused', uid}
 end
 
--- the old 'prev' joins the trail (newest first), which keeps ARGV[8] - 1 hashes
-if s[6] then trail = string.sub(s[6] .. ' ' .. trail, 1, (tonumber(ARGV[8]) - 1) * 65 - 1) end
+-- the old 'prev' joins the trail (newest first), which keeps ARGV[7] - 1 hashes
+if s[6] then trail = string.sub(s[6] .. ' ' .. trail, 1, (tonumber(ARGV[7]) - 1) * 65 - 1) end
 -- the chain slides: the session lives as long as its newest refresh token
 local sexp = s[3]
-if tonumber(ARGV[6]) > tonumber(sexp) then sexp = ARGV[6] end
-redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'prev', h, 'prevAt', ARGV[5], 'prevSealed', ARGV[4], 'trail', trail,
-  'lastSeenAt', ARGV[5], 'expiresAt', sexp)
+if tonumber(ARGV[5]) > tonumber(sexp) then sexp = ARGV[5] end
+redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', h, 'prevAt', ARGV[4], 'prevSealed', ARGV[3], 'trail', trail,
+  'lastSeenAt', ARGV[4], 'expiresAt', sexp)
 redis.call('PEXPIREAT', KEYS[1], sexp)
-local uskey = P .. 'us:' .. uid
-redis.call('ZADD', uskey, sexp, ARGV[9])
-expireIndex(uskey)
-keepGuestUntil(P, ukey, sexp)
-local b = basis(u, KEYS[2])
-return {'ok', uid, s[10], s[11], ARGV[5], sexp, b[1], b[2], b[3], b[4], b[5]}`;
+redis.call('ZADD', KEYS[3], sexp, ARGV[8])
+expireIndex(KEYS[3])
+local guestName = keepGuestUntil(KEYS[2], sexp)
+local b = basis(u, tonumber(ARGV[10]), ARGV[11])
+return {'ok', uid, s[10], s[11], ARGV[4], sexp, b[1], b[2], b[3], b[4], b[5], guestName}`;
 
 /**
- * The whole revocation in one atomic step: durable state, marks with TTLs,
- * seq, publish. Keys are computed from the prefix (single Redis only).
- * Times come from Redis TIME, not from the calling node's clock: a node whose
- * clock is seconds off must not move a cutoff (tokens are issued on Redis time too, see BASIS_FN).
- * ARGV: 1 prefix, 2 kind, 3 userId, 4 sessionId, 5 jti, 6 jti mark expiresAt, 7 mark TTL ms,
- *       8 ban until ('' no ban, 'null' permanent, else ms), 9 ban JSON, 10 primary mark JSON without
- *       its times, 11 jti mark JSON|'', 12 ban mark JSON without its expiry, 13 event JSON without
- *       seq/times, 14 new passwordHash|'', 15 required current passwordHash|''.
- * Numbers are spliced in front of the JSON built by the caller (no number round-trips through cjson).
+ * The durable part of a session, user or unban revocation, on the user's slot (the seq and the
+ * publish follow on {g}: PUBLISH_EVENT). Times are Redis times: the user slot's TIME, or for a
+ * user revocation the {g} clock read just before (ARGV now), which session steps compare with.
+ * KEYS: 1 u, 2 us, 3 m:u, 4 m:b, 5 m:s, 6 m:j, 7.. session keys (the session revoked, or every
+ * session the index listed when the caller read it: a session missed by that read still dies,
+ * its 'ver' no longer matching the user's).
+ * ARGV: 1 kind, 2 now ms|'', 3 mark TTL ms, 4 jti mark expiresAt, 5 ban until ('' no ban, 'null'
+ * permanent, else ms), 6 ban JSON, 7 primary mark JSON without its times, 8 jti mark JSON|'',
+ * 9 ban mark JSON without expiry, 10 new passwordHash|'', 11 required current passwordHash|'', 12 session id|''.
+ * Returns {at, expiresAt, version, tokenValidAfter} (strings; the last two '' unless user).
  */
-const APPLY_REVOCATION = `${BASIS_FN}
-local P, kind, uid, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now = nowMs()
-local expiresAt = now + tonumber(ARGV[7])
-local function fmt(n) return string.format('%d', n) end
+const REVOKE_IN_USER_SLOT = `${NOW_FN}
+local kind = ARGV[1]
+local now = tonumber(ARGV[2]) or nowMs()
+local expiresAt = now + tonumber(ARGV[3])
 local function withHead(head, json)
   if json == '{}' then return '{' .. head .. '}' end
   return '{' .. head .. ',' .. string.sub(json, 2)
 end
-
 -- revoked sessions stay as tombstones until their expiry (an authentic token of one names its
 -- user, so a banned user hears USER_BANNED); the sealed successor is no longer needed
-local function killSession(id)
-  local skey = P .. 's:' .. id
-  if redis.call('EXISTS', skey) == 1 then
-    redis.call('HSET', skey, 'state', 'revoked')
-    redis.call('HDEL', skey, 'prevSealed', 'prev', 'trail')
+local function killSessions()
+  for i = 7, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+      redis.call('HSET', KEYS[i], 'state', 'revoked')
+      redis.call('HDEL', KEYS[i], 'prevSealed', 'prev', 'trail')
+    end
   end
 end
 
-local head = '"at":' .. fmt(now) .. ',"expiresAt":' .. fmt(expiresAt)
 if kind == 'session' then
-  killSession(sid)
-  redis.call('ZREM', P .. 'us:' .. uid, sid)
-  redis.call('SET', P .. 'm:s:' .. sid, withHead('"expiresAt":' .. fmt(expiresAt), ARGV[10]), 'PXAT', fmt(expiresAt))
-  if ARGV[11] ~= '' and tonumber(ARGV[6]) > now then redis.call('SET', P .. 'm:j:' .. ARGV[5], ARGV[11], 'PXAT', ARGV[6]) end
+  killSessions()
+  redis.call('ZREM', KEYS[2], ARGV[12])
+  redis.call('SET', KEYS[5], withHead('"expiresAt":' .. fmt(expiresAt), ARGV[7]), 'PXAT', fmt(expiresAt))
+  if ARGV[8] ~= '' and tonumber(ARGV[4]) > now then redis.call('SET', KEYS[6], ARGV[8], 'PXAT', ARGV[4]) end
+  return {fmt(now), fmt(expiresAt), '', ''}
 elseif kind == 'user' then
-  local ukey = P .. 'u:' .. uid
   -- a password change applies only over the hash its caller verified (else a concurrent one won)
-  if ARGV[15] ~= '' and redis.call('HGET', ukey, 'passwordHash') ~= ARGV[15] then return redis.error_reply('STALE_PASSWORD') end
+  if ARGV[11] ~= '' and redis.call('HGET', KEYS[1], 'passwordHash') ~= ARGV[11] then return redis.error_reply('STALE_PASSWORD') end
   local tva = fmt(math.floor(now / 1000) + 1)
   local version = 0
   -- an unknown user still gets marks, never a half-made record
-  if redis.call('EXISTS', ukey) == 1 then
-    version = redis.call('HINCRBY', ukey, 'version', 1)
-    redis.call('HSET', ukey, 'tokenValidAfter', tva)
-    if ARGV[9] ~= '' then redis.call('HSET', ukey, 'ban', ARGV[9]) end
-    if ARGV[14] ~= '' then redis.call('HSET', ukey, 'passwordHash', ARGV[14]) end
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+    redis.call('HSET', KEYS[1], 'tokenValidAfter', tva, 'revokedAt', fmt(now))
+    if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'ban', ARGV[6]) end
+    if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'passwordHash', ARGV[10]) end
   end
-  local uskey = P .. 'us:' .. uid
-  for _, id in ipairs(redis.call('ZRANGE', uskey, 0, -1)) do killSession(id) end
-  redis.call('DEL', uskey)
+  killSessions()
+  redis.call('DEL', KEYS[2])
   local cut = '"version":' .. fmt(version) .. ',"tokenValidAfter":' .. tva
-  redis.call('SET', P .. 'm:u:' .. uid, withHead(cut .. ',"expiresAt":' .. fmt(expiresAt), ARGV[10]), 'PXAT', fmt(expiresAt))
-  if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[3], withHead(cut .. ',"expiresAt":' .. fmt(expiresAt), ARGV[7]), 'PXAT', fmt(expiresAt))
+  if ARGV[5] ~= '' then
     -- a banned user gets no new tokens, so the ban mark need not outlive the tokens it covers
     local banExp = expiresAt
-    if ARGV[8] ~= 'null' and tonumber(ARGV[8]) < banExp then banExp = tonumber(ARGV[8]) end
-    if banExp > now then redis.call('SET', P .. 'm:b:' .. uid, withHead('"expiresAt":' .. fmt(banExp), ARGV[12]), 'PXAT', fmt(banExp)) end
+    if ARGV[5] ~= 'null' and tonumber(ARGV[5]) < banExp then banExp = tonumber(ARGV[5]) end
+    if banExp > now then redis.call('SET', KEYS[4], withHead('"expiresAt":' .. fmt(banExp), ARGV[9]), 'PXAT', fmt(banExp)) end
   end
-  head = head .. ',' .. cut
+  return {fmt(now), fmt(expiresAt), fmt(version), tva}
 elseif kind == 'unban' then
-  local ukey = P .. 'u:' .. uid
-  if redis.call('EXISTS', ukey) == 1 then redis.call('HDEL', ukey, 'ban') end
-  redis.call('DEL', P .. 'm:b:' .. uid)
-elseif kind == 'global' then
-  -- iat has one-second resolution and tokens issued after a revoke-all carry its cutoff as iat:
-  -- a second revoke-all within that second must still cut them off, so the cutoff only moves forward.
-  local tva = math.floor(now / 1000) + 1
-  local prev = redis.call('GET', P .. 'm:g')
-  if prev then
-    local p = tonumber(string.match(prev, '"tokenValidAfter":(%d+)'))
-    if p and p + 1 > tva then tva = p + 1 end
-  end
-  local cut = '"tokenValidAfter":' .. fmt(tva)
-  redis.call('SET', P .. 'm:g', withHead(cut .. ',"expiresAt":' .. fmt(expiresAt), ARGV[10]), 'PXAT', fmt(expiresAt))
-  -- every session that exists now may no longer refresh (durable: no TTL, one key)
-  redis.call('INCR', P .. 'g:gen')
-  head = head .. ',' .. cut
-else
-  return redis.error_reply('unknown revocation kind')
+  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HDEL', KEYS[1], 'ban') end
+  redis.call('DEL', KEYS[4])
+  return {fmt(now), fmt(expiresAt), '', ''}
 end
+return redis.error_reply('unknown revocation kind')`;
 
-local seq = redis.call('INCR', P .. 'seq')
-local event = withHead('"seq":' .. seq .. ',' .. head, ARGV[13])
-local receivers = redis.call('PUBLISH', P .. 'revocations', event)
-return {event, receivers}`;
-
-/** EVALSHA with a fallback to EVAL when the script cache was flushed (restart). */
-class LuaScript {
+/** EVALSHA with a fallback to EVAL when the script cache was flushed (restart, failover, a new node). */
+export class LuaScript {
   private readonly sha: string;
   constructor(private readonly source: string) {
     this.sha = createHash("sha1").update(source).digest("hex");
   }
-  async run(client: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+  async run(client: RedisClient, keys: string[], args: (string | number)[]): Promise<unknown> {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
@@ -263,62 +308,15 @@ class LuaScript {
 }
 
 export const scripts = {
-  createUser: new LuaScript(CREATE_USER),
+  readGlobal: new LuaScript(READ_GLOBAL),
+  userClock: new LuaScript(USER_CLOCK),
+  publishEvent: new LuaScript(PUBLISH_EVENT),
+  globalRevoke: new LuaScript(GLOBAL_REVOKE),
+  feedState: new LuaScript(FEED_STATE),
+  claimName: new LuaScript(CLAIM_NAME),
+  takeName: new LuaScript(TAKE_NAME),
   upsertAdmin: new LuaScript(UPSERT_ADMIN),
   createSession: new LuaScript(CREATE_SESSION),
   rotateRefresh: new LuaScript(ROTATE_REFRESH),
-  applyRevocation: new LuaScript(APPLY_REVOCATION),
+  revokeInUserSlot: new LuaScript(REVOKE_IN_USER_SLOT),
 };
-
-/** Script arguments for APPLY_REVOCATION; all JSON is built here except the numbers the script decides. */
-export function revocationArgs(p: string, change: RevocationChange, ctx: { markTtlMs: number; nodeId: string }): (string | number)[] {
-  const event: Partial<RevocationEvent> = { kind: change.kind, reason: change.reason, nodeId: ctx.nodeId };
-  let userId = "";
-  let sessionId = "";
-  let jti = "";
-  let jtiExp = 0;
-  let banUntil = "";
-  let banJson = "";
-  let mark = "{}";
-  let jtiMark = "";
-  let banMark = "{}";
-  let passwordHash = "";
-  let ifPasswordHash = "";
-
-  switch (change.kind) {
-    case "session":
-      ({ userId, sessionId } = change);
-      Object.assign(event, { userId, sessionId });
-      if (change.note) event.note = change.note;
-      mark = JSON.stringify({ t: "s", sessionId, reason: change.reason });
-      if (change.jti && change.jtiExp !== undefined) {
-        jti = change.jti;
-        jtiExp = change.jtiExp;
-        event.jti = jti;
-        jtiMark = JSON.stringify({ t: "j", jti, expiresAt: jtiExp, reason: change.reason });
-      }
-      break;
-    case "user":
-      userId = change.userId;
-      event.userId = userId;
-      if (change.note) event.note = change.note;
-      mark = JSON.stringify({ t: "u", userId, reason: change.reason });
-      passwordHash = change.passwordHash ?? "";
-      ifPasswordHash = change.ifPasswordHash ?? "";
-      if (change.ban) {
-        event.ban = change.ban;
-        banJson = JSON.stringify(change.ban);
-        banUntil = change.ban.until === null ? "null" : String(change.ban.until);
-        banMark = JSON.stringify({ t: "b", userId, until: change.ban.until });
-      }
-      break;
-    case "unban":
-      userId = change.userId;
-      event.userId = userId;
-      break;
-    case "global":
-      mark = JSON.stringify({ t: "g" });
-      break;
-  }
-  return [p, change.kind, userId, sessionId, jti, jtiExp, ctx.markTtlMs, banUntil, banJson, mark, jtiMark, banMark, JSON.stringify(event), passwordHash, ifPasswordHash];
-}

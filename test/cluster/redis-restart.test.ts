@@ -176,11 +176,11 @@ describe("Redis stops, then restarts empty", () => {
     // Each node found the loss once and wrote one reset revocation: seq = one global event per node.
     const r = redisClient(cluster.redis.url);
     try {
-      const seqAtReady = Number(await r.get("gh:seq"));
+      const seqAtReady = Number(await r.get("gh:seq:{g}"));
       expect(seqAtReady).toBeLessThanOrEqual(cluster.nodes.length);
       // A loop re-runs the resync every 250 ms: watch a few of those periods (nothing to await here).
       await new Promise((resolve) => setTimeout(resolve, 1500));
-      expect(Number(await r.get("gh:seq"))).toBe(seqAtReady);
+      expect(Number(await r.get("gh:seq:{g}"))).toBe(seqAtReady);
     } finally {
       r.disconnect();
     }

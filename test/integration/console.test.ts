@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TokenPair } from "../../shared/claims";
-import { newId, newRefreshToken } from "../../server/auth/tokens";
+import { newRefreshToken, newSessionId } from "../../server/auth/tokens";
 import { adminLogin, call, login, register, uniqueName } from "../helpers/http";
 import { startNode, type TestNode } from "../helpers/node";
 import { startRedis, type RedisProcess } from "../helpers/redis-server";
@@ -117,7 +117,7 @@ describe.each(["memory", "redis"] as const)("admin console and SESSIONS_PER_USER
       await call(a.url, "POST", `/admin/users/${p.user.id}/ban`, { token: admin.accessToken, body: { reason: "bots", until } });
       // A ban ends every session; a session appearing after it (as a racing login's would) must still be refused at refresh.
       const user = (await a.app.store.getUser(p.user.id))!;
-      const sessionId = newId();
+      const sessionId = newSessionId(user.id);
       const refreshToken = newRefreshToken(sessionId);
       const now = Date.now();
       const created = await a.app.store.createSession(

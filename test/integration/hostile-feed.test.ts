@@ -39,7 +39,7 @@ describe("hostile messages on the revocation feed", () => {
     const line = text.split("\n").find((l) => l.startsWith("gatehouse_revocation_feed_rejected_total"));
     return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
   };
-  const storeSeq = async () => Number((await pub.get("gh:seq")) ?? 0);
+  const storeSeq = async () => Number((await pub.get("gh:seq:{g}")) ?? 0);
 
   /** The player's token still works over HTTP and on its live socket. */
   async function stillAdmitted(): Promise<void> {
@@ -78,9 +78,9 @@ describe("hostile messages on the revocation feed", () => {
       "HOSTILE-MARKER not json {",
       JSON.stringify([1, 2, 3]),
     ];
-    for (const m of messages) await pub.publish("gh:revocations", m);
+    for (const m of messages) await pub.spublish("gh:revocations:{g}", m);
     // Confirmations for this node's events: garbage there is dropped and counted too.
-    for (const m of ["1e300", "-1", "HOSTILE-MARKER"]) await pub.publish(`gh:acks:${node.app.config.nodeId}`, m);
+    for (const m of ["1e300", "-1", "HOSTILE-MARKER"]) await pub.spublish(`gh:acks:{g}:${node.app.config.nodeId}`, m);
     await expect.poll(rejected, { timeout: 5000 }).toBe(before + messages.length + 3);
 
     await stillAdmitted();
@@ -92,8 +92,8 @@ describe("hostile messages on the revocation feed", () => {
 
   it("a well-formed event with a seq far ahead causes one resync, after which the node counts from the store's seq", async () => {
     const now = Date.now();
-    await pub.publish(
-      "gh:revocations",
+    await pub.spublish(
+      "gh:revocations:{g}",
       JSON.stringify({ seq: Number.MAX_SAFE_INTEGER, kind: "session", sessionId: "nobody", reason: "session_revoked", at: now, expiresAt: now + 60_000, nodeId: "evil" }),
     );
     await expect.poll(() => node.logs.some((l) => l.includes(`seq gap`) && l.includes(String(Number.MAX_SAFE_INTEGER))), { timeout: 5000 }).toBe(true);

@@ -133,8 +133,8 @@ describe("RedisStore on a real redis-server", () => {
 
   it("drops malformed feed messages and keeps delivering", async () => {
     const a = adminClient();
-    await a.publish("t:revocations", "not json");
-    await a.publish("t:revocations", JSON.stringify({ seq: "x", kind: "nope" }));
+    await a.spublish("t:revocations:{g}", "not json");
+    await a.spublish("t:revocations:{g}", JSON.stringify({ seq: "x", kind: "nope" }));
     const e = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX });
     await waitFor(() => probe.events.length >= 1);
     expect(probe.events).toEqual([e]);
@@ -197,12 +197,12 @@ describe("RedisStore on a real redis-server", () => {
     const keys = await adminClient().keys("*");
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.every((k) => k.startsWith("t:"))).toBe(true);
-    for (const k of ["t:m:u:id-ttl", "t:m:b:id-ttl"]) {
+    for (const k of ["t:m:u:{id-ttl}", "t:m:b:{id-ttl}"]) {
       const ttl = await adminClient().pttl(k);
       expect(ttl).toBeGreaterThan(CTX.markTtlMs - 5_000);
       expect(ttl).toBeLessThanOrEqual(CTX.markTtlMs);
     }
-    expect(await adminClient().pttl("t:u:id-ttl")).toBe(-1); // users do not expire
+    expect(await adminClient().pttl("t:u:{id-ttl}")).toBe(-1); // users do not expire
   });
 });
 
@@ -214,3 +214,43 @@ async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
     return err instanceof GatehouseError ? err.code : String(err);
   }
 }
+
+describe("RedisStore over a dataset of the layout before hash tags", () => {
+  it("brings accounts, the revoke-all cutoff and the sequence over once; old sessions are dropped", async () => {
+    const server = await startRedis();
+    const raw = new Redis(server.url);
+    try {
+      const now = Date.now();
+      // what the earlier version left: a user, its name, a session and its index, a global mark, seq
+      await raw.hset("gh:u:old1", { id: "old1", username: "Oldie", role: "player", guest: "0", createdAt: now, version: 2, tokenValidAfter: 5, passwordHash: "scrypt$x" });
+      await raw.set("gh:un:oldie", "old1");
+      await raw.hset("gh:s:oldsession", { id: "oldsession", userId: "old1", state: "live" });
+      await raw.zadd("gh:us:old1", now + 60_000, "oldsession");
+      const tva = Math.floor(now / 1000) + 1;
+      await raw.set("gh:m:g", JSON.stringify({ tokenValidAfter: tva, expiresAt: now + 60_000, t: "g" }), "PX", 60_000);
+      await raw.set("gh:seq", "7");
+      // another module's key under the same prefix is left alone
+      await raw.set("gh:u:not-a-user", "x");
+
+      const store = await RedisStore.connect({ url: server.url });
+      try {
+        expect(await store.getUserByUsername("oldie")).toMatchObject({ id: "old1", version: 2, passwordHash: "scrypt$x" });
+        expect((await store.searchUsers("old", 10)).map((u) => u.id)).toEqual(["old1"]);
+        expect(await store.currentSeq()).toBe(7);
+        const snap = await store.loadMarks(now);
+        expect(snap.global?.tokenValidAfter).toBe(tva);
+        expect(await raw.exists("gh:s:oldsession", "gh:us:old1", "gh:u:old1")).toBe(0);
+        expect(await raw.get("gh:u:not-a-user")).toBe("x");
+        // a new session of the migrated user carries the old revoke-all's cutoff
+        const created = await store.createSession({ id: `old1.${"a".repeat(22)}`, userId: "old1", device: "d", refreshHash: "b".repeat(64), now, expiresAt: now + 60_000 }, 2);
+        expect(created).toMatchObject({ status: "ok", basis: { version: 2, notBeforeIat: tva } });
+      } finally {
+        await store.close();
+      }
+      expect(await raw.get("gh:layout:2")).toBe("1");
+    } finally {
+      raw.disconnect();
+      await server.stop();
+    }
+  });
+});

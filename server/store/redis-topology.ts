@@ -1,0 +1,210 @@
+/**
+ * The one place that knows whether the store talks to one Redis primary or to a Redis Cluster.
+ * Everything else issues the same calls on both: single-slot commands and scripts through
+ * `client` (ioredis routes them), and the few calls that must reach one node's own connection
+ * (a revocation's write + WAIT, a SCAN of every primary) through `nodeFor` / `primaries`.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
+import { ErrorCode, GatehouseError } from "../../shared/errors";
+import { keySlot } from "./redis-keys";
+
+export type RedisClient = Redis | Cluster;
+
+/** How long a revocation waits for a replica to hold its write before answering 503. */
+export const WAIT_REPLICA_MS = 1_000;
+/** Single primary: how old the cached replica count may get before it is read again. */
+const REPLICATION_INFO_MAX_AGE_MS = 5_000;
+const TOPOLOGY_RETRIES = 20;
+const TOPOLOGY_RETRY_MS = 100;
+
+export interface ScriptLike {
+  run(client: RedisClient, keys: string[], args: (string | number)[]): Promise<unknown>;
+}
+
+/** Sharded pub/sub (Redis >= 7, and always on a cluster), or classic pub/sub on a 6.2 primary. */
+export interface PubSubCommands {
+  publish: "SPUBLISH" | "PUBLISH";
+  subscribe: "ssubscribe" | "subscribe";
+  message: "smessage" | "message";
+}
+const SHARDED: PubSubCommands = { publish: "SPUBLISH", subscribe: "ssubscribe", message: "smessage" };
+const CLASSIC: PubSubCommands = { publish: "PUBLISH", subscribe: "subscribe", message: "message" };
+
+export class Topology {
+  /** set by detectPubSub() at connect */
+  pubsub: PubSubCommands = SHARDED;
+
+  /**
+   * Primaries (host:port) seen with a replica: from then on each revocation written there must
+   * reach one, even after the replica vanished from the topology (a frozen or failed replica is
+   * dropped from CLUSTER SLOTS; writing without it would let a later failover lose a 2xx).
+   */
+  private readonly replicated = new Set<string>();
+  /** when each primary's INFO replication was last read */
+  private readonly replicationReadAt = new Map<string, number>();
+
+  constructor(
+    readonly client: RedisClient,
+    /** seed URLs in cluster mode, to open plain connections to one node (the feed's subscriber) */
+    readonly nodeOptions: RedisOptions,
+  ) {}
+
+  /** The one difference a Redis 6.2 primary makes: it has no sharded pub/sub, so the feed uses the classic one. */
+  async detectPubSub(): Promise<void> {
+    if (this.isCluster) return;
+    const info = String(await (this.client as Redis).info("server"));
+    const major = Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 7);
+    this.pubsub = major >= 7 ? SHARDED : CLASSIC;
+  }
+
+  get isCluster(): boolean {
+    return this.client instanceof Cluster;
+  }
+
+  /** The connection to the primary that serves `key`'s slot (the client itself on a single primary). */
+  nodeFor(key: string): { node: Redis; id: string } {
+    const c = this.client;
+    if (!(c instanceof Cluster)) return { node: c, id: "single" };
+    // a primary's id is its address: after a failover the new primary is another id, judged afresh
+    const id = c.slots[keySlot(key)]?.[0];
+    const node = id === undefined ? undefined : c.nodes("master").find((n) => nodeKey(n.options) === id);
+    if (!node || id === undefined) {
+      c.refreshSlotsCache();
+      throw new Error(`no known primary for the slot of ${key}`);
+    }
+    if ((c.slots[keySlot(key)]?.length ?? 0) > 1) this.replicated.add(id);
+    return { node, id };
+  }
+
+  /** Every primary's connection (one on a single primary). */
+  primaries(): Redis[] {
+    const c = this.client;
+    return c instanceof Cluster ? c.nodes("master") : [c];
+  }
+
+  /**
+   * Runs `script` on the primary of keys[0]'s slot and, if that primary has (had) replicas, WAITs
+   * on the same connection until one holds the write: else GatehouseError(REVOCATION_UNAVAILABLE),
+   * the write possibly applied but not promised (revocations are idempotent: the caller retries).
+   * A slot that moved meanwhile (MOVED / ASK) is looked up again once.
+   */
+  async writeDurably(script: ScriptLike, keys: string[], args: (string | number)[]): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      const { node, id } = this.nodeFor(keys[0]!);
+      let reply: unknown;
+      try {
+        reply = await script.run(node, keys, args);
+      } catch (err) {
+        if (attempt < 2 && this.isCluster && err instanceof Error && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.test(err.message)) {
+          await this.refreshSlots();
+          continue;
+        }
+        // a primary that does not answer may have been failed over: the next call looks again
+        if (!(err instanceof Error && err.name === "ReplyError")) void this.refreshSlots();
+        throw err;
+      }
+      if (await this.needsWait(node, id)) {
+        const acked = Number(await node.call("WAIT", "1", String(WAIT_REPLICA_MS)));
+        if (acked < 1) throw new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE, "The revocation could not be replicated in time; retry it.");
+      }
+      return reply;
+    }
+  }
+
+  /**
+   * A fingerprint of which primary serves which slots, and of any slot migration under way, read
+   * from the servers themselves: equal before and after a scan of every primary means no key moved
+   * between primaries during it. On a single primary, constant.
+   */
+  async layout(): Promise<{ id: string; migrating: boolean }> {
+    if (!this.isCluster) return { id: "single", migrating: false };
+    const lines = await Promise.all(
+      this.primaries().map(async (n) => {
+        const nodes = String(await n.call("CLUSTER", "NODES"));
+        return nodes.split("\n").find((l) => l.includes("myself")) ?? "";
+      }),
+    );
+    const mine = lines.map((l) => l.split(" ")).map((f) => `${f[0]} ${f[2]} ${f.slice(8).join(" ")}`);
+    const id = mine.sort().join("\n");
+    return { id, migrating: /\[\d+-[<>]-/.test(id) };
+  }
+
+  /** Runs `fn` (a scan of every primary) until the slot layout was the same before and after it. */
+  async stableScan<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; attempt < TOPOLOGY_RETRIES; attempt++) {
+      const before = await this.layout();
+      if (!before.migrating) {
+        const out = await fn();
+        const after = await this.layout();
+        if (after.id === before.id) return out;
+      }
+      await this.refreshSlots();
+      await new Promise((r) => setTimeout(r, TOPOLOGY_RETRY_MS));
+    }
+    throw new Error("the cluster's slot layout kept changing during a scan");
+  }
+
+  /** The cluster's slot map read again (no-op on a single primary). */
+  refreshSlots(): Promise<void> {
+    const c = this.client;
+    if (!(c instanceof Cluster)) return Promise.resolve();
+    return new Promise((resolve) => c.refreshSlotsCache(() => resolve()));
+  }
+
+  /** Where a plain connection to the primary of `key`'s slot goes (the feed's subscriber). */
+  async subscriberOptionsFor(key: string): Promise<RedisOptions> {
+    if (!this.isCluster) return this.nodeOptions;
+    await this.refreshSlots();
+    const { node } = this.nodeFor(key);
+    return { ...this.nodeOptions, host: node.options.host, port: node.options.port };
+  }
+
+  /**
+   * Whether a write on this primary must wait for a replica: it has one now (the cluster's slot
+   * map, or the primary's own INFO, read again at most every few seconds), or it had one before.
+   */
+  private async needsWait(node: Redis, id: string): Promise<boolean> {
+    if (this.replicated.has(id)) return true;
+    const readAt = this.replicationReadAt.get(id) ?? 0;
+    if (Date.now() - readAt > REPLICATION_INFO_MAX_AGE_MS) {
+      this.replicationReadAt.set(id, Date.now());
+      const info = String(await node.info("replication"));
+      if (Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) > 0) this.replicated.add(id);
+    }
+    return this.replicated.has(id);
+  }
+}
+
+function nodeKey(o: { host?: string; port?: number }): string {
+  return `${o.host ?? "127.0.0.1"}:${o.port ?? 6379}`;
+}
+
+/** Cluster options equivalent to the single client's: the same per-node options, no queueing at the cluster level either. */
+export function clusterOptions(redisOptions: RedisOptions): ClusterOptions {
+  return {
+    redisOptions,
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    // MOVED/ASK after a failover or a migration are followed; a call still fails within commandTimeout.
+    maxRedirections: 16,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    clusterRetryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
+    slotsRefreshTimeout: 1000,
+    // the slot map (and each primary's replicas) follows failovers and migrations without waiting for a MOVED
+    slotsRefreshInterval: 5000,
+  };
+}
+
+/** ioredis options for one node from a redis:// or rediss:// URL (credentials, TLS, db). */
+export function optionsFromUrl(url: string): RedisOptions {
+  const u = new URL(url);
+  const o: RedisOptions = { host: u.hostname, port: u.port ? Number(u.port) : 6379 };
+  if (u.username) o.username = decodeURIComponent(u.username);
+  if (u.password) o.password = decodeURIComponent(u.password);
+  if (u.protocol === "rediss:") o.tls = {};
+  const db = u.pathname.replace(/^\//, "");
+  if (db) o.db = Number(db);
+  return o;
+}

@@ -1,0 +1,296 @@
+/**
+ * RedisStore behaviour that only Redis shows, on one primary and on a Redis Cluster with
+ * replicas: half-made username claims, and revocations that survive a failover (contract
+ * section 5 "Failover": a revocation answered 2xx was replicated first, else it is answered 503).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cluster, Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode } from "../../shared/errors";
+import { RedisStore } from "../../server/store/redis";
+import { keySlot } from "../../server/store/redis-keys";
+import { NAME_CLAIM_GRACE_MS } from "../../server/store/redis-users";
+import type { RevocationEvent, UserRecord } from "../../server/store/store";
+import { codeOf } from "../helpers/errors";
+import { startRedis, startRedisCluster, type RedisClusterProcess, type RedisProcess } from "../helpers/redis-server";
+import { deferred, waitFor, within } from "../helpers/wait";
+
+const CTX = { markTtlMs: 60_000, nodeId: "node-test" };
+let counter = 0;
+const newId = () => `u${++counter}x${Math.random().toString(36).slice(2, 10)}`;
+const sidOf = (uid: string) => `${uid}.${"s".repeat(21)}${counter % 10}`;
+
+function user(over: Partial<UserRecord> = {}): UserRecord {
+  const id = over.id ?? newId();
+  return { id, username: `n_${id}`, role: "player", passwordHash: "scrypt$h", guest: false, createdAt: Date.now(), version: 0, tokenValidAfter: 0, ban: null, ...over };
+}
+
+interface Topo {
+  connect(): Promise<RedisStore>;
+  /** a plain client for the key's slot */
+  raw(): Redis | Cluster;
+}
+
+function halfMadeNames(t: () => Topo): void {
+  it("a name whose creation died half-way is free again after the grace, and reads as no user", async () => {
+    const store = await t().connect();
+    try {
+      const raw = t().raw();
+      // what a creation that died after claiming the name leaves: the claim, no record
+      await raw.set("gh:un:ghost_name", `ghost-id ${Date.now() - NAME_CLAIM_GRACE_MS - 1}`);
+      expect(await store.getUserByUsername("Ghost_Name")).toBeNull();
+      const u = user({ username: "Ghost_Name" });
+      await store.createUser(u);
+      expect(await store.getUserByUsername("ghost_name")).toEqual(u);
+      expect((await store.searchUsers("ghost", 10)).map((x) => x.id)).toEqual([u.id]);
+
+      // a claim that young may be a creation under way: the name is taken for now
+      await raw.set("gh:un:busy_name", `other-id ${Date.now()}`);
+      expect(await codeOf(store.createUser(user({ username: "busy_name" })))).toBe(ErrorCode.USERNAME_TAKEN);
+      expect(await store.getUserByUsername("busy_name")).toBeNull();
+
+      // the admin account takes over a dead claim too, and only once from several nodes
+      await raw.set("gh:un:boss", `ghost-admin ${Date.now() - NAME_CLAIM_GRACE_MS - 1}`);
+      const admins = await Promise.all([1, 2, 3].map((i) => store.upsertAdmin(user({ username: "Boss", role: "admin", passwordHash: `scrypt$${i}` }))));
+      expect(new Set(admins.map((a) => a.id)).size).toBe(1);
+      expect((await store.getUserByUsername("boss"))?.id).toBe(admins[0]!.id);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+/** The two-slot session steps (see RedisSessions.sessionStep) against revocations landing between their calls. */
+function crossSlotSteps(t: () => Topo): void {
+  it("a revoke-all right after a user revocation cuts past that user's cutoff; a session step re-reads {g} after a later user revocation", async () => {
+    const store = await t().connect();
+    try {
+      const u = user();
+      await store.createUser(u);
+      // A token issued between the two may carry the user cutoff as iat: the revoke-all must cover it.
+      const byUser = await store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now: Date.now(), ...CTX });
+      const all = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX });
+      if (Math.floor(all.at / 1000) === Math.floor(byUser.at / 1000)) expect(all.tokenValidAfter).toBeGreaterThan(byUser.tokenValidAfter!);
+      else expect(all.tokenValidAfter).toBe(Math.floor(all.at / 1000) + 1);
+
+      // A user revocation whose {g} time is after the step's own {g} read (as if it landed between
+      // the two calls, seen here as one from the future) makes the step read {g} again, and give up
+      // (503) if that keeps happening, rather than issue a token with that cutoff as iat.
+      const raw = t().raw();
+      await raw.hset(`gh:u:{${u.id}}`, "revokedAt", String(Date.now() + 60_000));
+      const ns = { id: sidOf(u.id), userId: u.id, device: "d", refreshHash: "a".repeat(64), now: Date.now(), expiresAt: Date.now() + 60_000 };
+      expect(await codeOf(store.createSession(ns, 1))).toBe(ErrorCode.REVOCATION_UNAVAILABLE);
+      await raw.hset(`gh:u:{${u.id}}`, "revokedAt", String(Date.now() - 1));
+      const ok = await store.createSession(ns, 1);
+      expect(ok).toMatchObject({ status: "ok", basis: { version: 1, notBeforeIat: all.tokenValidAfter } });
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+/** The feed's confirmations travel on the {g} slot's channels too. */
+function confirmations(t: () => Topo): void {
+  it("an issuer hears every node that received its event confirm it", async () => {
+    const issuer = await t().connect();
+    const peer = await t().connect();
+    try {
+      let peerAcks = false;
+      const mine = issuer.subscribe((e) => issuer.acknowledge(e, "a"), { onLost: () => {}, onResumed: () => {} }, { nodeId: "a" });
+      const theirs = peer.subscribe((e) => peerAcks && peer.acknowledge(e, "b"), { onLost: () => {}, onResumed: () => {} }, { nodeId: "b" });
+      await Promise.all([mine.ready, theirs.ready]);
+      const revokeAll = () => issuer.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX, nodeId: "a" });
+      // the publish reached both subscribers: one that stays silent is missing
+      expect(await issuer.confirmApplied(await revokeAll(), 300)).toBe(1);
+      peerAcks = true;
+      expect(await issuer.confirmApplied(await revokeAll(), 5_000)).toBe(0);
+    } finally {
+      await issuer.close();
+      await peer.close();
+    }
+  });
+}
+
+describe("RedisStore on one primary", () => {
+  let server: RedisProcess;
+  let raw: Redis;
+  beforeAll(async () => {
+    server = await startRedis();
+    raw = new Redis(server.url);
+  });
+  afterAll(async () => {
+    raw?.disconnect();
+    await server?.stop();
+  });
+  halfMadeNames(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
+  crossSlotSteps(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
+  confirmations(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
+
+  it("with a replica, a revocation waits for it: a frozen replica means 503, not an unreplicated 2xx", async () => {
+    // No RDB file anywhere: the primary streams the sync, the replica keeps its files in a temp dir.
+    await raw.config("SET", "repl-diskless-sync", "yes");
+    await raw.config("SET", "repl-diskless-sync-delay", "0");
+    const dir = mkdtempSync(join(tmpdir(), "gatehouse-replica-"));
+    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(server.port), "--dir", dir, "--repl-diskless-load", "on-empty-db"] });
+    const store = await RedisStore.connect({ url: server.url });
+    try {
+      await waitFor(async () => (await raw.info("replication")).includes("state=online"), { message: "replica in sync" });
+      const u = user();
+      await store.createUser(u);
+      const ok = await store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now: Date.now(), ...CTX });
+      expect(ok.version).toBe(1);
+      replica.pause();
+      const started = Date.now();
+      expect(await codeOf(store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now: Date.now(), ...CTX }))).toBe(ErrorCode.REVOCATION_UNAVAILABLE);
+      // it waited for the replica (WAIT's bound), then gave up
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      replica.resume();
+      expect((await store.applyRevocation({ kind: "session", userId: u.id, sessionId: sidOf(u.id), reason: "logout" }, { now: Date.now(), ...CTX })).kind).toBe("session");
+    } finally {
+      replica.resume();
+      await store.close();
+      await replica.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("RedisStore on a Redis Cluster with replicas", () => {
+  let cluster: RedisClusterProcess;
+  let raw: Cluster;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 1 });
+    raw = new Cluster([cluster.urls[0]!]);
+    raw.on("error", () => {});
+  }, 60_000);
+  afterAll(async () => {
+    raw?.disconnect();
+    await cluster?.stop();
+  });
+  const connect = () => RedisStore.connect({ clusterNodes: cluster.urls });
+
+  halfMadeNames(() => ({ connect, raw: () => raw }));
+  crossSlotSteps(() => ({ connect, raw: () => raw }));
+  confirmations(() => ({ connect, raw: () => raw }));
+
+  it("the feed follows the {g} slot when it migrates to another primary (Redis unsubscribes it), and snapshots still see every mark", async () => {
+    const store = await connect();
+    const events: RevocationEvent[] = [];
+    const lost = deferred<void>();
+    const resumed = deferred<void>();
+    const sub = store.subscribe((e) => events.push(e), { onLost: () => lost.resolve(), onResumed: () => resumed.resolve() });
+    await sub.ready;
+    try {
+      const u = user();
+      await store.createUser(u);
+      const before = await store.applyRevocation({ kind: "user", userId: u.id, ban: { until: null }, reason: "banned" }, { now: Date.now(), ...CTX });
+      await migrateSlot(keySlot("{g}"));
+      await within(lost.promise, 10_000, "the feed reports the slot gone");
+      await within(resumed.promise, 10_000, "the feed resumes on the slot's new primary");
+      const next = await store.applyRevocation({ kind: "session", userId: u.id, sessionId: sidOf(u.id), reason: "logout" }, { now: Date.now(), ...CTX });
+      expect(next.seq).toBe(before.seq + 1);
+      await waitFor(() => events.some((e) => e.seq === next.seq), { timeoutMs: 10_000, message: "an event after the migration delivered" });
+      const snap = await store.loadMarks(Date.now());
+      expect(snap.seq).toBe(next.seq);
+      expect(snap.bans.map((b) => b.userId)).toContain(u.id);
+    } finally {
+      await sub.close();
+      await store.close();
+    }
+  }, 60_000);
+
+  /** Moves one slot (and its keys) to another primary, as `redis-cli --cluster reshard` does. */
+  async function migrateSlot(slot: number): Promise<void> {
+    const shards = await cluster.shards();
+    const from = shards.find((sh) => sh.slots.some(([a, b]) => slot >= a && slot <= b))!;
+    const to = shards.find((sh) => sh !== from)!;
+    const open = (url: string) => new Redis(url, { maxRetriesPerRequest: 1 });
+    const src = open(from.primary.url);
+    const dst = open(to.primary.url);
+    try {
+      const srcId = String(await src.cluster("MYID"));
+      const dstId = String(await dst.cluster("MYID"));
+      await dst.cluster("SETSLOT", slot, "IMPORTING", srcId);
+      await src.cluster("SETSLOT", slot, "MIGRATING", dstId);
+      for (;;) {
+        const keys = (await src.cluster("GETKEYSINSLOT", slot, 100)) as string[];
+        if (keys.length === 0) break;
+        await src.call("MIGRATE", "127.0.0.1", String(to.primary.port), "", "0", "5000", "KEYS", ...keys);
+      }
+      for (const c of [dst, src]) await c.cluster("SETSLOT", slot, "NODE", dstId);
+      for (const sh of shards) if (sh !== from && sh !== to) {
+        const other = open(sh.primary.url);
+        await other.cluster("SETSLOT", slot, "NODE", dstId).finally(() => other.disconnect());
+      }
+    } finally {
+      src.disconnect();
+      dst.disconnect();
+    }
+  }
+
+  // Last in this file: it leaves one shard without its replica.
+  it("a revocation is answered only once a replica holds it (else 503), so none answered 2xx is lost in a failover; the feed follows the new primary", async () => {
+    const store = await connect();
+    const events: RevocationEvent[] = [];
+    const lost = deferred<void>();
+    const resumed = deferred<void>();
+    const sub = store.subscribe((e) => events.push(e), { onLost: () => lost.resolve(), onResumed: () => resumed.resolve() });
+    await sub.ready;
+    let after: RedisStore | undefined;
+    let frozen: { resume(): void } | undefined;
+    try {
+      // a user on the shard of {g}: the failover then moves the user's slot and the feed's together
+      const g = await cluster.shardOf("{g}");
+      let u = user();
+      while (!g.slots.some(([a, b]) => keySlot(`{${u.id}}`) >= a && keySlot(`{${u.id}}`) <= b)) u = user();
+      await store.createUser(u);
+      const shard = g;
+      const sid = sidOf(u.id);
+      const kept = await store.applyRevocation({ kind: "session", userId: u.id, sessionId: sid, reason: "logout" }, { now: Date.now(), ...CTX });
+      const banned = await store.applyRevocation({ kind: "user", userId: u.id, ban: { until: null }, reason: "banned" }, { now: Date.now(), ...CTX });
+
+      // The user's shard loses its only replica (frozen): a revocation there cannot be promised.
+      const replica = shard.replicas[0]!;
+      replica.pause();
+      frozen = replica;
+      const started = Date.now();
+      expect(await codeOf(store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now: Date.now(), ...CTX }))).toBe(ErrorCode.REVOCATION_UNAVAILABLE);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900); // WAIT's bound: it waited for the replica
+      expect(Date.now() - started).toBeLessThan(3_000);
+
+      // Its primary dies; the replica comes back and takes over.
+      await shard.primary.kill();
+      replica.resume();
+      frozen = undefined;
+      await cluster.waitUntilHealthy({ replicas: 0, timeoutMs: 30_000 });
+      await within(lost.promise, 10_000, "the feed reports its primary lost");
+
+      // Every revocation answered 2xx is on the new primary.
+      after = await connect();
+      const marks = await after.loadMarksFor({ userId: u.id, sessionId: sid, jti: "none" }, Date.now());
+      expect(marks.sessions.map((m) => m.sessionId)).toEqual([sid]);
+      expect(marks.users[0]?.version).toBeGreaterThanOrEqual(banned.version!);
+      expect(marks.bans.map((b) => b.userId)).toEqual([u.id]);
+      expect((await after.loadMarks(Date.now())).seq).toBeGreaterThanOrEqual(banned.seq);
+      expect(kept.seq).toBeLessThan(banned.seq);
+
+      // The first store finds the new primary by itself, and its feed resumes there (events in the
+      // gap are the resync's business) and delivers again.
+      await waitFor(() => store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now: Date.now(), ...CTX }).catch(() => null), {
+        timeoutMs: 15_000,
+        intervalMs: 200,
+        message: "revocations answered again after the failover",
+      });
+      await within(resumed.promise, 10_000, "the feed resumes on the new primary");
+      const next = await store.applyRevocation({ kind: "session", userId: u.id, sessionId: sid, reason: "logout" }, { now: Date.now(), ...CTX });
+      await waitFor(() => events.some((e) => e.seq === next.seq), { timeoutMs: 10_000, message: "an event after the failover delivered" });
+    } finally {
+      frozen?.resume(); // a frozen process would not stop with the cluster
+      await sub.close();
+      await store.close();
+      await after?.close();
+    }
+  }, 90_000);
+});
