@@ -12,8 +12,7 @@ import { ErrorCode } from "../../shared/errors";
 import type { Clock } from "../clock";
 import type { Gateway, GameSocket } from "../realtime/gateway";
 import type { AnyRoomDefinition, Player, Room, Who } from "./define";
-import { Budget } from "./budget";
-import { RoomError, onMessage } from "./messages";
+import { RoomError, SocketBudgets, messageListener } from "./messages";
 
 export interface RoomHostDeps {
   io: Server;
@@ -34,6 +33,9 @@ export interface JoinResult {
 /** A remote node's share of a room is dropped if not refreshed for this long (the node died). */
 export const REMOTE_STALE_MS = 1000;
 const DEFAULT_TICK_HZ = 4;
+
+/** Shared by every socket: socket.io passes the socket as `this`. */
+type SocketListener = (this: GameSocket, ...args: unknown[]) => void;
 
 const RoomIdPayload = z.object({ roomId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/) });
 const EmptyPayload = z.object({}).loose().optional();
@@ -59,6 +61,8 @@ export class RoomHost {
   private readonly remote = new Map<string, Map<string, { players: Who[]; at: number; json: string }>>();
   private readonly channel: string;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** the listeners every socket gets, made once (no closures or budgets per socket) */
+  private readonly listeners: [event: string, listener: SocketListener][];
 
   constructor(
     readonly def: AnyRoomDefinition,
@@ -67,7 +71,10 @@ export class RoomHost {
     this.channel = `gh:room:${def.name}`;
     const { io, clock } = deps;
     if (deps.clustered) io.on(this.channel, (msg: Wire) => this.onWire(msg));
-    deps.gateway.onSocket((socket) => this.attach(socket));
+    this.listeners = this.socketListeners();
+    deps.gateway.onSocket((socket) => {
+      for (const [event, listener] of this.listeners) socket.on(event, listener);
+    });
     const tick = setInterval(() => this.tick(clock.now()), 1000 / (def.tickHz ?? DEFAULT_TICK_HZ));
     const purge = setInterval(() => this.purgeStale(clock.now()), REMOTE_STALE_MS);
     tick.unref();
@@ -127,34 +134,44 @@ export class RoomHost {
 
   // ---- sockets ----
 
-  private attach(socket: GameSocket): void {
+  private socketListeners(): [string, SocketListener][] {
     const { def, deps } = this;
+    const out: [string, SocketListener][] = [];
     const now = () => deps.clock.now();
     const base = { now, log: deps.log };
     // Joins and leaves share one budget: a join/leave flood is one flood.
-    const membership = def.membershipBudget ? new Budget(def.membershipBudget.rate, def.membershipBudget.burst, now()) : undefined;
+    const membership = def.membershipBudget ? new SocketBudgets(def.membershipBudget) : undefined;
     if (def.joinEvent) {
-      onMessage(socket, def.joinEvent, { ...base, schema: RoomIdPayload, budget: membership }, ({ roomId }) => this.joinLocal(socket, roomId, undefined));
+      const join = messageListener(def.joinEvent, { ...base, schema: RoomIdPayload, budget: membership }, (socket, { roomId }) => this.joinLocal(socket, roomId, undefined));
+      out.push([def.joinEvent, join]);
     }
     if (def.leaveEvent) {
-      onMessage(socket, def.leaveEvent, { ...base, schema: EmptyPayload, budget: membership }, () => this.leave(socket));
+      out.push([def.leaveEvent, messageListener(def.leaveEvent, { ...base, schema: EmptyPayload, budget: membership }, (socket) => this.leave(socket))]);
     }
+    const inRoom = (socket: GameSocket) => {
+      const room = this.roomOf.get(socket.id);
+      const player = room?.players.get(socket.id);
+      if (!room || !player) throw new RoomError(ErrorCode.VALIDATION_FAILED, `Not in a ${def.name} room.`);
+      return { room, player };
+    };
     for (const [event, m] of Object.entries(def.messages)) {
-      const inRoom = () => {
-        const room = this.roomOf.get(socket.id);
-        const player = room?.players.get(socket.id);
-        if (!room || !player) throw new RoomError(ErrorCode.VALIDATION_FAILED, `Not in a ${def.name} room.`);
-        return { room, player };
-      };
-      onMessage(socket, event, { ...base, schema: m.schema, budget: m.budget, precondition: inRoom }, (data) => {
-        const { room, player } = inRoom();
+      const listener = messageListener(event, { ...base, schema: m.schema, budget: m.budget, precondition: inRoom }, (socket, data) => {
+        const { room, player } = inRoom(socket);
         const t = now();
-        const out = m.handle({ room, player, data, now: t });
+        const result = m.handle({ room, player, data, now: t });
         this.pushChange(room, t);
-        return out;
+        return result;
       });
+      out.push([event, listener]);
     }
-    socket.on("disconnect", () => this.guard("leave", () => this.leave(socket)));
+    const host = this;
+    out.push([
+      "disconnect",
+      function (this: GameSocket) {
+        host.guard("leave", () => host.leave(this));
+      },
+    ]);
+    return out;
   }
 
   private seatLocal(socket: GameSocket, roomId: string, init: unknown): void {
