@@ -192,6 +192,7 @@ export class Gateway {
     // per live socket: a measurable share of its memory (pitfall 8).
     (socket.conn as { request: IncomingMessage | null }).request = null;
     releaseUpgradeRequest(socket);
+    forgetHandshakeToken(socket);
     this.deps.metrics.handshakes.inc({ result: "ok" });
     addTo(this.byUser, claims.sub, socket);
     addTo(this.bySession, claims.sid, socket);
@@ -321,4 +322,17 @@ function fail(code: ErrorCode, message: string = errorMessage[code]): { ok: fals
 function releaseUpgradeRequest(socket: GameSocket): void {
   const ws = (socket.conn.transport as unknown as { socket?: { listeners?(e: string): Function[]; removeListener(e: string, f: Function): void } }).socket;
   for (const f of ws?.listeners?.("error") ?? []) if (f.name === "onUpgradeError") ws!.removeListener("error", f);
+}
+
+/**
+ * The access token a handshake carried (`handshake.auth.token`, ~350 bytes) is read once, by
+ * admit(); the checked claims live in socket.data and auth:refresh replaces them, so the string
+ * kept for the socket's whole life was only stale token material and a third of what a socket cost
+ * beyond plain socket.io. The client's other `auth` fields stay for the host app.
+ */
+function forgetHandshakeToken(socket: GameSocket): void {
+  const auth: unknown = socket.handshake.auth;
+  if (typeof auth !== "object" || auth === null || !("token" in auth)) return;
+  const { token: _token, ...rest } = auth as Record<string, unknown>;
+  socket.handshake.auth = rest;
 }
