@@ -10,7 +10,7 @@ import type { Clock } from "../clock";
 import type { RedisClient } from "../redis-clients";
 import type { Gateway, GameSocket } from "../realtime/gateway";
 import type { RoomHost } from "../rooms/host";
-import { onMessage } from "../rooms/messages";
+import { messageListener } from "../rooms/messages";
 import type { Seat } from "./tictactoe";
 import type { TicTacToeInit } from "./tictactoe-room";
 
@@ -83,49 +83,54 @@ export interface MatchmakerDeps {
   nodeId: string;
 }
 
-/** `ttt:queue` and `ttt:leave` on every socket. */
+/** `ttt:queue` and `ttt:leave` on every socket (listeners made once, shared by every socket). */
 export function registerMatchmaker(deps: MatchmakerDeps): void {
   const { host, queue, clock, log } = deps;
   const base = { now: () => clock.now(), log, schema: EmptyPayload };
+  /** socket id -> its queue entry while it waits */
+  const waiting = new Map<string, string>();
+  const unqueue = async (socket: GameSocket) => {
+    const entry = waiting.get(socket.id);
+    if (!entry) return;
+    waiting.delete(socket.id);
+    await queue.remove(entry);
+  };
+
+  // Each call may reach Redis: a small budget.
+  const onQueue = messageListener(TicTacToeEvents.QUEUE, { ...base, budget: { rate: 1, burst: 3 } }, async (socket) => {
+    host.leave(socket); // a new game forfeits the current one
+    const me: QueueEntry = { playerId: socket.id, userId: socket.data.claims.sub, username: socket.data.username, nodeId: deps.nodeId };
+    const entry = JSON.stringify(me);
+    const found = await queue.pair(entry, me.userId);
+    if (!found) {
+      waiting.set(socket.id, entry);
+      // Gone while the queue answered: take the entry back out.
+      if (!socket.connected) await unqueue(socket);
+      return { status: "waiting" };
+    }
+    const opponent = JSON.parse(found) as QueueEntry;
+    // Whoever waited longer plays X (moves first). A seat whose socket is gone by now is
+    // never taken: the other player's game is called off after SEAT_TIMEOUT_MS.
+    const init: TicTacToeInit = { seats: { X: seatOf(opponent), O: seatOf(me) }, at: clock.now() };
+    const roomId = `ttt-${randomBytes(9).toString("base64url")}`;
+    host.seat(me.playerId, roomId, init);
+    host.seat(opponent.playerId, roomId, init);
+    return { status: "matched", roomId };
+  });
+
+  const onLeave = messageListener(TicTacToeEvents.LEAVE, { ...base, budget: { rate: 2, burst: 6 } }, async (socket) => {
+    await unqueue(socket);
+    host.leave(socket);
+  });
+
+  const onDisconnect = function (this: GameSocket): void {
+    unqueue(this).catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not take a player out of the queue"));
+  };
 
   deps.gateway.onSocket((socket: GameSocket) => {
-    /** this socket's queue entry while it waits */
-    let waiting: string | null = null;
-    const unqueue = async () => {
-      if (!waiting) return;
-      const entry = waiting;
-      waiting = null;
-      await queue.remove(entry);
-    };
-
-    // Each call may reach Redis: a small budget.
-    onMessage(socket, TicTacToeEvents.QUEUE, { ...base, budget: { rate: 1, burst: 3 } }, async () => {
-      host.leave(socket); // a new game forfeits the current one
-      const me: QueueEntry = { playerId: socket.id, userId: socket.data.claims.sub, username: socket.data.username, nodeId: deps.nodeId };
-      const entry = JSON.stringify(me);
-      const found = await queue.pair(entry, me.userId);
-      if (!found) {
-        waiting = entry;
-        // Gone while the queue answered: take the entry back out.
-        if (!socket.connected) await unqueue();
-        return { status: "waiting" };
-      }
-      const opponent = JSON.parse(found) as QueueEntry;
-      // Whoever waited longer plays X (moves first). A seat whose socket is gone by now is
-      // never taken: the other player's game is called off after SEAT_TIMEOUT_MS.
-      const init: TicTacToeInit = { seats: { X: seatOf(opponent), O: seatOf(me) }, at: clock.now() };
-      const roomId = `ttt-${randomBytes(9).toString("base64url")}`;
-      host.seat(me.playerId, roomId, init);
-      host.seat(opponent.playerId, roomId, init);
-      return { status: "matched", roomId };
-    });
-
-    onMessage(socket, TicTacToeEvents.LEAVE, { ...base, budget: { rate: 2, burst: 6 } }, async () => {
-      await unqueue();
-      host.leave(socket);
-    });
-
-    socket.on("disconnect", () => void unqueue().catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not take a player out of the queue")));
+    socket.on(TicTacToeEvents.QUEUE, onQueue);
+    socket.on(TicTacToeEvents.LEAVE, onLeave);
+    socket.on("disconnect", onDisconnect);
   });
 }
 

@@ -55,7 +55,12 @@ export class AdminWatch {
     deps.io.on(SIGNAL, (from: unknown) => {
       if (from !== deps.nodeId) this.refresh();
     });
-    deps.gateway.onSocket((socket) => socket.on(AdminEvents.WATCH, (payload: unknown, ack: unknown) => void this.watch(socket, payload, ack)));
+    // One listener for every socket (socket.io passes the socket as `this`): no closure per socket.
+    const watch = this;
+    const onWatch = function (this: GameSocket, payload: unknown, ack: unknown): void {
+      void watch.watch(this, payload, ack);
+    };
+    deps.gateway.onSocket((socket) => socket.on(AdminEvents.WATCH, onWatch));
     this.recheck = setInterval(() => this.refresh(), RECHECK_MS).unref();
   }
 

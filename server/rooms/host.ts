@@ -15,9 +15,8 @@ import { ErrorCode } from "../../shared/errors";
 import type { Clock } from "../clock";
 import type { Gateway, GameSocket } from "../realtime/gateway";
 import type { AnyRoomDefinition, Player, Room, Who } from "./define";
-import { Budget } from "./budget";
 import { AdapterRoomBus, type RoomBus } from "./bus";
-import { RoomError, onMessage } from "./messages";
+import { RoomError, SocketBudgets, messageListener } from "./messages";
 
 export interface RoomHostDeps {
   io: Server;
@@ -42,6 +41,9 @@ export const REMOTE_STALE_MS = 1000;
 const DEFAULT_TICK_HZ = 4;
 /** How much longer than one tick a capped room's first join listens for the other nodes' shares. */
 const SHARE_MARGIN_MS = 50;
+
+/** Shared by every socket: socket.io passes the socket as `this`. */
+type SocketListener = (this: GameSocket, ...args: unknown[]) => void;
 
 const RoomIdPayload = z.object({ roomId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/) });
 const EmptyPayload = z.object({}).loose().optional();
@@ -68,6 +70,8 @@ export class RoomHost {
   private readonly channel: string;
   private readonly bus: RoomBus | null;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** the listeners every socket gets, made once (no closures or budgets per socket) */
+  private readonly listeners: [event: string, listener: SocketListener][];
 
   constructor(
     readonly def: AnyRoomDefinition,
@@ -86,7 +90,10 @@ export class RoomHost {
       }
       if (msg && typeof msg === "object" && msg.kind !== "seat" && typeof msg.roomId === "string" && this.topic(msg.roomId) === topic) this.onWire(msg);
     });
-    deps.gateway.onSocket((socket) => this.attach(socket));
+    this.listeners = this.socketListeners();
+    deps.gateway.onSocket((socket) => {
+      for (const [event, listener] of this.listeners) socket.on(event, listener);
+    });
     const tick = setInterval(() => this.tick(clock.now()), this.tickMs);
     const purge = setInterval(() => this.purgeStale(clock.now()), REMOTE_STALE_MS);
     tick.unref();
@@ -152,37 +159,47 @@ export class RoomHost {
 
   // ---- sockets ----
 
-  private attach(socket: GameSocket): void {
+  private socketListeners(): [string, SocketListener][] {
     const { def, deps } = this;
+    const out: [string, SocketListener][] = [];
     const now = () => deps.clock.now();
     const base = { now, log: deps.log };
     // Joins and leaves share one budget: a join/leave flood is one flood.
-    const membership = def.membershipBudget ? new Budget(def.membershipBudget.rate, def.membershipBudget.burst, now()) : undefined;
+    const membership = def.membershipBudget ? new SocketBudgets(def.membershipBudget) : undefined;
     if (def.joinEvent) {
-      onMessage(socket, def.joinEvent, { ...base, schema: RoomIdPayload, budget: membership }, async ({ roomId }) => {
+      const join = messageListener(def.joinEvent, { ...base, schema: RoomIdPayload, budget: membership }, async (socket, { roomId }) => {
         await this.hearRoom(roomId);
         return this.joinLocal(socket, roomId, undefined);
       });
+      out.push([def.joinEvent, join]);
     }
     if (def.leaveEvent) {
-      onMessage(socket, def.leaveEvent, { ...base, schema: EmptyPayload, budget: membership }, () => this.leave(socket));
+      out.push([def.leaveEvent, messageListener(def.leaveEvent, { ...base, schema: EmptyPayload, budget: membership }, (socket) => this.leave(socket))]);
     }
+    const inRoom = (socket: GameSocket) => {
+      const room = this.roomOf.get(socket.id);
+      const player = room?.players.get(socket.id);
+      if (!room || !player) throw new RoomError(ErrorCode.VALIDATION_FAILED, `Not in a ${def.name} room.`);
+      return { room, player };
+    };
     for (const [event, m] of Object.entries(def.messages)) {
-      const inRoom = () => {
-        const room = this.roomOf.get(socket.id);
-        const player = room?.players.get(socket.id);
-        if (!room || !player) throw new RoomError(ErrorCode.VALIDATION_FAILED, `Not in a ${def.name} room.`);
-        return { room, player };
-      };
-      onMessage(socket, event, { ...base, schema: m.schema, budget: m.budget, precondition: inRoom }, (data) => {
-        const { room, player } = inRoom();
+      const listener = messageListener(event, { ...base, schema: m.schema, budget: m.budget, precondition: inRoom }, (socket, data) => {
+        const { room, player } = inRoom(socket);
         const t = now();
-        const out = m.handle({ room, player, data, now: t });
+        const result = m.handle({ room, player, data, now: t });
         this.pushChange(room, t);
-        return out;
+        return result;
       });
+      out.push([event, listener]);
     }
-    socket.on("disconnect", () => this.guard("leave", () => this.leave(socket)));
+    const host = this;
+    out.push([
+      "disconnect",
+      function (this: GameSocket) {
+        host.guard("leave", () => host.leave(this));
+      },
+    ]);
+    return out;
   }
 
   /**
