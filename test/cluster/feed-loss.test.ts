@@ -7,6 +7,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TOPOLOGIES, redisUnderTest, startClusterOn } from "../helpers/topologies";
 import type { TokenPair } from "../../shared/claims";
 import { call, login, register, uniqueName } from "../helpers/http";
 import { connect, type TestSocket } from "../helpers/sockets";
@@ -16,20 +17,18 @@ import {
   expectAlive,
   expectDropped,
   expectRefusedEverywhere,
-  redisClient,
-  startCluster,
   waitReadyz,
-  type LocalCluster,
+  type AnyLocalCluster,
 } from "../helpers/cluster";
 
-describe("revocations published while the nodes' subscribers are down", () => {
-  let cluster: LocalCluster;
+describe.each(TOPOLOGIES)("revocations published while the nodes' subscribers are down, on $name", (topology) => {
+  let cluster: AnyLocalCluster;
   let urls: string[];
   let admin: TokenPair;
   const open: TestSocket[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster(3);
+    cluster = await startClusterOn(topology, 3);
     urls = cluster.nodes.map((n) => n.url);
     admin = await adminOf(cluster, urls[1]!);
   });
@@ -54,12 +53,8 @@ describe("revocations published while the nodes' subscribers are down", () => {
 
   /** Kills every pub/sub connection on the test's Redis (the nodes' revocation feeds and adapter subscribers). */
   async function killSubscribers(): Promise<number> {
-    const r = redisClient(cluster.redis.url);
-    try {
-      return Number(await r.client("KILL", "TYPE", "pubsub"));
-    } finally {
-      r.disconnect();
-    }
+    const killed = await redisUnderTest(cluster).onEachServer(async (r) => Number(await r.client("KILL", "TYPE", "pubsub")));
+    return killed.reduce((a, b) => a + b, 0);
   }
 
   /** gatehouse_revocations_total for `reason` received over the feed, per node. */
@@ -113,11 +108,13 @@ describe("revocations published while the nodes' subscribers are down", () => {
 
   it("while no node can subscribe, a revoked token is still refused on every node right after the 2xx (read-through)", async () => {
     const c = await cast();
-    const r = redisClient(cluster.redis.url);
+    const redis = redisUnderTest(cluster);
     try {
       // An ACL without SUBSCRIBE keeps every feed down while commands still work: out of sync on purpose.
-      await r.call("ACL", "SETUSER", "default", "-subscribe", "-psubscribe", "-ssubscribe");
-      await r.client("KILL", "TYPE", "pubsub");
+      await redis.onEachServer(async (r) => {
+        await r.call("ACL", "SETUSER", "default", "-subscribe", "-psubscribe", "-ssubscribe");
+        await r.client("KILL", "TYPE", "pubsub");
+      });
       await waitReadyz(urls, 503);
       // Device 0 logs out through node 1. No node hears it over the feed, yet the next request on
       // any node must fail: a node out of sync reads the token's own marks from Redis.
@@ -127,9 +124,10 @@ describe("revocations published while the nodes' subscribers are down", () => {
       const me = await Promise.all(urls.map((u, i) => call(u, "GET", "/me", { token: c.pairs[i === 0 ? 1 : i]!.accessToken })));
       expect(me.map((m) => m.status)).toEqual([200, 200, 200]);
     } finally {
-      await r.call("ACL", "SETUSER", "default", "+subscribe", "+psubscribe", "+ssubscribe");
-      await r.client("KILL", "TYPE", "pubsub"); // every subscriber (adapters too) starts clean
-      r.disconnect();
+      await redis.onEachServer(async (r) => {
+        await r.call("ACL", "SETUSER", "default", "+subscribe", "+psubscribe", "+ssubscribe");
+        await r.client("KILL", "TYPE", "pubsub"); // every subscriber (adapters too) starts clean
+      });
     }
     await waitReadyz(urls, 200);
     // Back in sync: the resync found the logout, so the device's socket on node 1 is gone.

@@ -10,6 +10,7 @@ import { Agent, get } from "node:http";
 import { createServer, connect as tcpConnect, type Server, type Socket as TcpSocket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TOPOLOGIES, startClusterOn } from "../helpers/topologies";
 import type { TokenPair } from "../../shared/claims";
 import type { OnlinePlayer } from "../../shared/protocol";
 import { call, login, register, uniqueName } from "../helpers/http";
@@ -20,9 +21,8 @@ import {
   expectAlive,
   expectDropped,
   readyz,
-  startCluster,
   waitReadyz,
-  type LocalCluster,
+  type AnyLocalCluster,
   type NodeProcess,
 } from "../helpers/cluster";
 
@@ -102,14 +102,14 @@ function healthChecker(url: string): { stop(): Promise<number[][]> } {
   };
 }
 
-describe("node crash and graceful stop", () => {
-  let cluster: LocalCluster;
+describe.each(TOPOLOGIES)("node crash and graceful stop, on $name", (topology) => {
+  let cluster: AnyLocalCluster;
   let nodes: NodeProcess[];
   let admin: TokenPair;
   const open: TestSocket[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster(3);
+    cluster = await startClusterOn(topology, 3);
     nodes = cluster.nodes;
     admin = await adminOf(cluster, nodes[0]!.url);
   });

@@ -10,6 +10,7 @@
  * no longer vouch for. New accounts work at once.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TOPOLOGIES, redisUnderTest, startClusterOn } from "../helpers/topologies";
 import type { TokenPair } from "../../shared/claims";
 import { hashPassword } from "../../server/auth/passwords";
 import { RedisStore } from "../../server/store/redis";
@@ -22,19 +23,17 @@ import {
   expectAlive,
   expectDropped,
   expectRefusedEverywhere,
-  redisClient,
-  startCluster,
   waitReadyz,
-  type LocalCluster,
+  type AnyLocalCluster,
 } from "../helpers/cluster";
 
-describe("Redis stops, then restarts empty", () => {
-  let cluster: LocalCluster;
+describe.each(TOPOLOGIES)("Redis stops, then restarts empty, on $name", (topology) => {
+  let cluster: AnyLocalCluster;
   let urls: string[];
   const open: TestSocket[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster(2, { REVOCATION_MAX_STALENESS: "1s" });
+    cluster = await startClusterOn(topology, 2, { REVOCATION_MAX_STALENESS: "1s" });
     urls = cluster.nodes.map((n) => n.url);
   });
   afterAll(async () => {
@@ -57,7 +56,7 @@ describe("Redis stops, then restarts empty", () => {
     await waitReadyz(urls, 200);
 
     // ---- Redis goes away ----
-    await cluster.redis.stop();
+    await redisUnderTest(cluster).stop();
     await waitReadyz(urls, 503);
     // Past REVOCATION_MAX_STALENESS: authenticated HTTP and new handshakes are refused (503), on every node.
     for (const url of urls) {
@@ -84,7 +83,7 @@ describe("Redis stops, then restarts empty", () => {
     for (const n of cluster.nodes) expect(n.proc.exitCode, n.nodeId).toBeNull();
 
     // ---- Redis comes back on the same port, empty ----
-    await cluster.redis.restart();
+    await redisUnderTest(cluster).restart();
     await waitReadyz(urls, 200, 15_000);
     for (const n of cluster.nodes) expect(n.proc.exitCode, n.nodeId).toBeNull();
 
@@ -114,7 +113,7 @@ describe("Redis stops, then restarts empty", () => {
     const p = await register(n1, uniqueName("hang"));
     const s = await connect(n2, p.accessToken);
     open.push(s);
-    cluster.redis.pause();
+    redisUnderTest(cluster).pause();
     try {
       // Nothing drops: the nodes notice only because their calls time out.
       await waitReadyz(urls, 503);
@@ -128,7 +127,7 @@ describe("Redis stops, then restarts empty", () => {
       expect(guest.body.error.code).toBe("REVOCATION_UNAVAILABLE");
       expect(s.socket.connected).toBe(true);
     } finally {
-      cluster.redis.resume();
+      redisUnderTest(cluster).resume();
     }
     await waitReadyz(urls, 200, 15_000);
     await expectAcceptedEverywhere(urls, p);
@@ -149,8 +148,8 @@ describe("Redis stops, then restarts empty", () => {
     // Nodes frozen while Redis comes back empty, so the player takes the admin's name first.
     for (const n of cluster.nodes) n.proc.kill("SIGSTOP");
     try {
-      await cluster.redis.restart();
-      const store = await RedisStore.connect({ url: cluster.redis.url });
+      await redisUnderTest(cluster).restart();
+      const store = await RedisStore.connect(cluster.topology === "single" ? { url: cluster.redis.url } : { clusterNodes: cluster.redisCluster.urls });
       try {
         const now = Date.now();
         await store.createUser({
@@ -174,7 +173,7 @@ describe("Redis stops, then restarts empty", () => {
     await waitReadyz(urls, 200, 15_000);
     await expectDropped(s, "revoked_all");
     // Each node found the loss once and wrote one reset revocation: seq = one global event per node.
-    const r = redisClient(cluster.redis.url);
+    const r = redisUnderTest(cluster).client();
     try {
       const seqAtReady = Number(await r.get("gh:seq:{g}"));
       expect(seqAtReady).toBeLessThanOrEqual(cluster.nodes.length);

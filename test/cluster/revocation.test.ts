@@ -8,6 +8,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TOPOLOGIES, startClusterOn } from "../helpers/topologies";
 import type { TokenPair } from "../../shared/claims";
 import { call, login, register, uniqueName } from "../helpers/http";
 import { connect, type TestSocket } from "../helpers/sockets";
@@ -18,8 +19,7 @@ import {
   expectDropped,
   expectRefusedEverywhere,
   percentile,
-  startCluster,
-  type LocalCluster,
+  type AnyLocalCluster,
 } from "../helpers/cluster";
 
 interface Cast {
@@ -32,8 +32,8 @@ interface Cast {
   sb: TestSocket;
 }
 
-describe("revocation across a 3-node cluster", () => {
-  let cluster: LocalCluster;
+describe.each(TOPOLOGIES)("revocation across a 3-node cluster, on $name", (topology) => {
+  let cluster: AnyLocalCluster;
   let urls: string[];
   let n1: string, n2: string, n3: string;
   let admin: TokenPair;
@@ -42,7 +42,7 @@ describe("revocation across a 3-node cluster", () => {
   const open: TestSocket[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster(3);
+    cluster = await startClusterOn(topology, 3);
     urls = cluster.nodes.map((n) => n.url);
     [n1, n2, n3] = urls as [string, string, string];
     admin = await adminOf(cluster, n2);

@@ -5,18 +5,20 @@
  * different nodes are matched, see each other's moves, and a disconnect forfeits.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { TOPOLOGIES, redisUnderTest, startClusterOn } from "../helpers/topologies";
 import type { ChatMessage, PlayerView, StatePayload, TicTacToeState } from "../../shared/protocol";
 import { register, uniqueName } from "../helpers/http";
 import { connect, emitAck, nextEvent, type TestSocket } from "../helpers/sockets";
-import { redisClient, startCluster, type LocalCluster } from "../helpers/cluster";
+import { type AnyLocalCluster } from "../helpers/cluster";
 import { waitFor } from "../helpers/wait";
 
-describe("rooms across two nodes", () => {
-  let cluster: LocalCluster;
+describe.each(TOPOLOGIES)("rooms across two nodes, on $name", (topology) => {
+  let cluster: AnyLocalCluster;
   const open: TestSocket[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster(2);
+    cluster = await startClusterOn(topology, 2);
   });
   afterAll(async () => {
     for (const s of open) s.close();
@@ -123,18 +125,21 @@ describe("rooms across two nodes", () => {
   it("a room's per-tick traffic goes only to the nodes with players in it", async () => {
     const room = uniqueName("solo").slice(0, 32);
     const channel = `gh:room:{arena:${room}}`;
-    const r = redisClient(cluster.redis.url);
-    const listeners = async () => Number(((await r.call("PUBSUB", "NUMSUB", channel)) as [string, number])[1]);
-    try {
+    // Classic pub/sub on one primary; sharded (SSUBSCRIBE, on the channel's shard) on a cluster.
+    const redis = redisUnderTest(cluster);
+    const sharded = cluster.topology === "redis-cluster";
+    const listeners = async () =>
+      (await redis.onEachServer(async (r) => Number(((await r.call("PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", channel)) as [string, number])[1]))).reduce((a, b) => a + b, 0);
+    {
       const a = await player(0);
       const b = await player(1);
       expect((await emitAck(a.s.socket, "room:join", { roomId: room })).ok).toBe(true);
       // Node 1 shares the room every tick; node 2, with no player in it, does not listen: it receives none of it.
       await waitFor(async () => (await listeners()) === 1, { message: "node 1 listens to its room" });
-      const probe = redisClient(cluster.redis.url);
+      const probe = new Redis(cluster.topology === "redis-cluster" ? (await cluster.redisCluster.shardOf(channel)).primary.url : cluster.redis.url);
       let shares = 0;
-      probe.on("message", () => shares++);
-      await probe.subscribe(channel);
+      probe.on(sharded ? "smessage" : "message", () => shares++);
+      await (sharded ? probe.ssubscribe(channel) : probe.subscribe(channel));
       await waitFor(() => shares >= 3, { message: "node 1 publishes its share every tick" });
       await probe.quit();
       expect(await listeners()).toBe(1);
@@ -144,8 +149,6 @@ describe("rooms across two nodes", () => {
       await waitFor(async () => (await listeners()) === 2, { message: "node 2 listens once it has a player there" });
       expect(await emitAck(b.s.socket, "room:leave", {})).toEqual({ ok: true });
       await waitFor(async () => (await listeners()) === 1, { message: "node 2 stops listening when its last player left" });
-    } finally {
-      r.disconnect();
     }
   });
 
