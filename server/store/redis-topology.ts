@@ -16,6 +16,8 @@ export const WAIT_REPLICA_MS = 1_000;
 const REPLICATION_INFO_MAX_AGE_MS = 5_000;
 const TOPOLOGY_RETRIES = 20;
 const TOPOLOGY_RETRY_MS = 100;
+/** a revocation meeting a slot on the move tries again this often, TOPOLOGY_RETRY_MS apart */
+const MOVING_SLOT_ATTEMPTS = 10;
 
 export interface ScriptLike {
   run(client: RedisClient, keys: string[], args: (string | number)[]): Promise<unknown>;
@@ -86,7 +88,9 @@ export class Topology {
    * Runs `script` on the primary of keys[0]'s slot and, if that primary has (had) replicas, WAITs
    * on the same connection until one holds the write: else GatehouseError(REVOCATION_UNAVAILABLE),
    * the write possibly applied but not promised (revocations are idempotent: the caller retries).
-   * A slot that moved meanwhile (MOVED / ASK) is looked up again once.
+   * A slot that moved (MOVED) is looked up again; one that is moving (ASK, TRYAGAIN: its keys
+   * are split between two primaries for a moment) is tried again until the move is over, for
+   * about a second.
    */
   async writeDurably(script: ScriptLike, keys: string[], args: (string | number)[]): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
@@ -95,7 +99,9 @@ export class Topology {
       try {
         reply = await script.run(node, keys, args);
       } catch (err) {
-        if (attempt < 2 && this.isCluster && err instanceof Error && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.test(err.message)) {
+        const redirect = this.isCluster && err instanceof Error ? /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.exec(err.message)?.[1] : undefined;
+        if (redirect && attempt < MOVING_SLOT_ATTEMPTS) {
+          if (redirect !== "MOVED") await new Promise((r) => setTimeout(r, TOPOLOGY_RETRY_MS));
           await this.refreshSlots();
           continue;
         }

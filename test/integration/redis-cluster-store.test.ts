@@ -201,7 +201,7 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
     }
   }, 60_000);
 
-  it("a snapshot taken while a user's slot is half-way through a migration waits for it and misses no mark", async () => {
+  it("a snapshot or a revocation while a user's slot is half-way through a migration waits for it; no mark is missed", async () => {
     const store = await connect();
     try {
       const u = user();
@@ -216,8 +216,11 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
       });
       await waitFor(() => finish !== undefined, { message: "migration half-way" });
       const snapshot = store.loadMarks(Date.now());
+      // a revocation of that user meanwhile waits for the move too, rather than answer 503
+      const kick = store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now: Date.now(), ...CTX });
       setTimeout(() => void finish(), 300);
       const snap = await snapshot;
+      expect((await kick).version).toBe(2);
       void started;
       // (other tests of this file left marks of their own users)
       expect(snap.sessions.filter((m) => m.sessionId === sid)).toHaveLength(1);
