@@ -7,7 +7,6 @@ import { createServer, type Server as HttpServer } from "node:http";
 import path from "node:path";
 import express from "express";
 import { Server as IoServer } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
 import type { Logger } from "pino";
 import type { LiveTokenCheck } from "./auth/check";
 import type { TokenService } from "./auth/tokens";
@@ -26,6 +25,7 @@ import type { RevocationCache } from "./revocation/cache";
 import type { Revocations } from "./revocation/revocations";
 import type { Store } from "./store/store";
 import { registerGame } from "./game/rooms";
+import { RedisRoomBus } from "./rooms/bus";
 
 export interface AppDeps {
   clock?: Clock;
@@ -113,9 +113,11 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     // connectionStateRecovery stays OFF: recovery would skip the handshake check (pitfall 3).
   });
   const redis = gatehouse.redis;
-  if (redis) io.adapter(createAdapter(redis.adapter[0], redis.adapter[1], { key: "gh:io", publishOnSpecificResponseChannel: true }));
+  if (redis) io.adapter(redis.ioAdapter());
   const gateway = gatehouse.attach(io);
-  const game = registerGame({ io, gateway, clock: gatehouse.clock, log, nodeId: config.nodeId, clustered: redis !== null, redis: redis?.limits ?? null });
+  // Room shares and ops on the adapter's connections, one channel per room (server/rooms/bus.ts).
+  const bus = redis ? new RedisRoomBus(redis.adapter[0], redis.adapter[1], redis.cluster) : undefined;
+  const game = registerGame({ io, gateway, clock: gatehouse.clock, log, nodeId: config.nodeId, clustered: redis !== null, redis: redis?.limits ?? null, ...(bus ? { bus } : {}) });
 
   let closing = false;
   return {

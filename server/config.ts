@@ -21,8 +21,10 @@ export interface Config {
   host: string;
   /** this node's name in logs, metrics and admin views (default `<hostname>:<port>`) */
   nodeId: string;
-  /** unset = embedded single-node mode on the in-memory store */
+  /** one Redis primary; unset (and no redisClusterNodes) = embedded single-node mode on the in-memory store */
   redisUrl: string | undefined;
+  /** seed URLs of a Redis Cluster (>= 7.0); never set together with redisUrl */
+  redisClusterNodes: string[] | undefined;
   /** HS256 signing key bytes (random per process in embedded mode) */
   jwtSecret: Buffer;
   /** earlier signing keys (JWT_SECRET_PREVIOUS), accepted for verification only; empty by default */
@@ -117,6 +119,18 @@ const EnvSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
     .optional(),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .transform((v, ctx) => {
+      const urls = v.split(",").map((u) => u.trim()).filter(Boolean);
+      const problem = clusterNodesProblem(urls);
+      if (problem) {
+        ctx.addIssue({ code: "custom", message: `REDIS_CLUSTER_NODES ${problem}` });
+        return z.NEVER;
+      }
+      return urls;
+    })
+    .optional(),
   JWT_SECRET: z.string().min(32, "must be at least 32 bytes").optional(),
   JWT_SECRET_PREVIOUS: z
     .string()
@@ -150,6 +164,33 @@ const EnvSchema = z.object({
   TRUST_PROXY: z.string().optional(),
 });
 
+/**
+ * Why a list of Redis Cluster seed URLs is unusable, or null. The seeds only find the cluster:
+ * every connection (to seeds and to the nodes they announce) uses the first one's credentials and
+ * TLS, so seeds that disagree on them are refused rather than half-honoured.
+ */
+function clusterNodesProblem(urls: string[]): string | null {
+  if (urls.length === 0) return "must list at least one redis:// or rediss:// URL";
+  const parsed: URL[] = [];
+  for (const u of urls) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      return `must be comma-separated redis:// or rediss:// URLs (one is not a URL)`;
+    }
+    if (url.protocol !== "redis:" && url.protocol !== "rediss:") return `must be comma-separated redis:// or rediss:// URLs (got ${url.protocol}//)`;
+    if (!url.hostname) return "must name a host in every URL";
+    if (url.pathname !== "" && url.pathname !== "/" && url.pathname !== "/0") return "URLs must not select a database (a Redis Cluster has only database 0)";
+    parsed.push(url);
+  }
+  const [first] = parsed;
+  if (parsed.some((u) => u.protocol !== first!.protocol || u.username !== first!.username || u.password !== first!.password)) {
+    return "URLs must all use the same scheme and credentials";
+  }
+  return null;
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -166,8 +207,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`invalid configuration: ${msg}`);
   }
   const e = parsed.data;
+  if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
+    throw new ConfigError("invalid configuration: set REDIS_URL (one Redis primary) or REDIS_CLUSTER_NODES (a Redis Cluster), not both");
+  }
   if (e.REDIS_URL && !e.JWT_SECRET) {
     throw new ConfigError("invalid configuration: JWT_SECRET is required (>= 32 bytes) when REDIS_URL is set");
+  }
+  if (e.REDIS_CLUSTER_NODES && !e.JWT_SECRET) {
+    throw new ConfigError("invalid configuration: JWT_SECRET is required (>= 32 bytes) when REDIS_CLUSTER_NODES is set");
   }
   if (e.JWT_SECRET_PREVIOUS && !e.JWT_SECRET) {
     throw new ConfigError("invalid configuration: JWT_SECRET_PREVIOUS needs JWT_SECRET (the key that signs now)");
@@ -180,6 +227,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     host: e.HOST,
     nodeId: e.NODE_ID ?? `${hostname()}:${e.PORT}`,
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES,
     jwtSecret: e.JWT_SECRET ? Buffer.from(e.JWT_SECRET, "utf8") : randomBytes(32),
     jwtSecretPrevious: e.JWT_SECRET_PREVIOUS ?? [],
     jwtSecretGenerated: !e.JWT_SECRET,
@@ -244,8 +292,10 @@ export interface GatehouseOptions {
   jwtSecret?: string;
   /** JWT_SECRET_PREVIOUS: earlier keys still accepted for verification */
   jwtSecretPrevious?: string[];
-  /** REDIS_URL: cluster mode (state, feed and limits in Redis); unset = in-memory, single node */
+  /** REDIS_URL: one Redis primary (state, feed and limits in Redis); unset (and no redisClusterNodes) = in-memory, single node */
   redisUrl?: string;
+  /** REDIS_CLUSTER_NODES: seed URLs of a Redis Cluster (>= 7.0) instead of redisUrl; credentials and TLS from the URLs */
+  redisClusterNodes?: string[];
   /** NODE_ID: this node's name in logs, metrics and admin views (default `<hostname>:<pid>`) */
   nodeId?: string;
   /** JWT_ISSUER (default "gatehouse") */
@@ -285,6 +335,7 @@ const OPTION_ENV: Record<keyof GatehouseOptions, string> = {
   jwtSecret: "JWT_SECRET",
   jwtSecretPrevious: "JWT_SECRET_PREVIOUS",
   redisUrl: "REDIS_URL",
+  redisClusterNodes: "REDIS_CLUSTER_NODES",
   nodeId: "NODE_ID",
   jwtIssuer: "JWT_ISSUER",
   jwtAudience: "JWT_AUDIENCE",

@@ -3,7 +3,7 @@
  * middleware, the socket.io handshake check with forced disconnects for a given `io`, the
  * revocation API, and close(). `createApp` (the standalone server) is one user of it.
  *
- *   const gatehouse = await createGatehouse({ jwtSecret, redisUrl });
+ *   const gatehouse = await createGatehouse({ jwtSecret, redisUrl }); // or redisClusterNodes: [...]
  *   app.use("/auth", gatehouse.routers.auth);
  *   gatehouse.attach(io);
  */
@@ -33,9 +33,10 @@ import { opsRoutes } from "./http/routes-ops";
 import { sessionRoutes } from "./http/routes-sessions";
 import { createLogger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
+import { AdminWatch } from "./realtime/admin-watch";
 import { Gateway } from "./realtime/gateway";
 import { MemoryPresence, RedisPresence, type Presence } from "./realtime/presence";
-import { createRedisClients, type RedisClients } from "./redis-clients";
+import { createRedisClients, redisTargetOf, type RedisClients, type RedisTarget } from "./redis-clients";
 import { RevocationCache } from "./revocation/cache";
 import { Revocations } from "./revocation/revocations";
 import { MemoryStore } from "./store/memory";
@@ -77,7 +78,8 @@ export interface Gatehouse {
   /**
    * Checks every handshake on `io` (coded connect_error on refusal), keeps `socket.data.claims`
    * current (`auth:refresh`, expiry), and drops the sockets a revocation covers, with
-   * `session:revoked` first. Call once per io, before its clients connect.
+   * `session:revoked` first. Also answers `admin:watch` (the dashboard's pushed online list,
+   * docs/api.md). Call once per io, before its clients connect.
    */
   attach(io: IoServer): Gateway;
   /** Each resolves once the revocation is durable and every node confirmed it (or timed out), like the HTTP routes. */
@@ -109,6 +111,11 @@ export function createGatehouse(options: GatehouseOptions, deps: GatehouseDeps =
   return buildGatehouse(configFromOptions(options), deps, "pass adminUsername and adminPassword to createGatehouse");
 }
 
+/** The store on one primary or on a Redis Cluster: the same store, only its ioredis client differs. */
+function connectRedisStore(target: RedisTarget, logger: Logger): Promise<Store> {
+  return "url" in target ? RedisStore.connect({ url: target.url, logger }) : RedisStore.connect({ clusterNodes: target.clusterNodes, logger });
+}
+
 /** From an already parsed Config (the standalone server's path). */
 export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, adminHint?: string): Promise<Gatehouse> {
   const clock = deps.clock ?? systemClock;
@@ -116,8 +123,18 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
   const metrics = createMetrics(config.nodeId);
 
   // ---- backends, chosen once ----
-  const store: Store = config.redisUrl ? await RedisStore.connect({ url: config.redisUrl, logger: log }) : new MemoryStore();
-  const redis = config.redisUrl ? createRedisClients(config.redisUrl, log) : null;
+  const target = redisTargetOf(config);
+  const store: Store = target ? await connectRedisStore(target, log) : new MemoryStore();
+  const redis = target ? createRedisClients(target, log) : null;
+  if (redis) {
+    try {
+      await redis.ready();
+    } catch (err) {
+      await redis.quit();
+      await store.close();
+      throw err;
+    }
+  }
   const presence: Presence = redis ? new RedisPresence(redis.limits, config.nodeId, log) : new MemoryPresence();
 
   // ---- revocation state and the one check ----
@@ -165,6 +182,8 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
 
   // ---- sockets: one gateway per attached io ----
   const gateways: Gateway[] = [];
+  /** the admin dashboard's pushed online list, on each attached io */
+  const adminWatches: AdminWatch[] = [];
   // The handshake's client address by express's own req.ip logic (same TRUST_PROXY as HTTP).
   const ipApp = express();
   if (config.trustProxy !== undefined) ipApp.set("trust proxy", config.trustProxy);
@@ -185,6 +204,9 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
     revocations.onApplied((e) => gateway.enforce(e));
     revocations.onResynced(() => gateway.sweep());
     gateways.push(gateway);
+    adminWatches.push(
+      new AdminWatch({ io, gateway, presence, log, nodeId: config.nodeId, isAdmin: async (userId) => (await store.getUser(userId))?.role === "admin" }),
+    );
     return gateway;
   };
   metrics.readFrom({
@@ -302,6 +324,7 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
       if (closed) return;
       closed = true;
       for (const gateway of gateways) gateway.close();
+      for (const watch of adminWatches) watch.close();
       await revocations.close();
       await presence.close();
       await store.close();

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   }
   // A person watching a terminal reads lines; anything else (a file, a collector) gets JSON.
   const log = createLogger({ level: config.logLevel, nodeId: config.nodeId, pretty: process.stdout.isTTY === true });
-  if (config.redisUrl) {
+  if (config.redisClusterNodes) {
+    log.info({ nodeId: config.nodeId, seeds: config.redisClusterNodes.length }, "cluster mode: state in a Redis Cluster");
+  } else if (config.redisUrl) {
     log.info({ nodeId: config.nodeId }, "cluster mode: state in Redis");
   } else {
     log.warn(

@@ -20,6 +20,14 @@ export const Events = {
 } as const;
 export type EventName = (typeof Events)[keyof typeof Events];
 
+/** The admin dashboard's socket events (docs/api.md; beside the contract's section 4, not part of it). */
+export const AdminEvents = {
+  /** client: `{}`, ack `{ok}` (FORBIDDEN unless the user record is an admin's); then `admin:players` now and on every change */
+  WATCH: "admin:watch",
+  /** server: the players online across the cluster (OnlinePlayer[], as GET /admin/players), at most a few times a second */
+  PLAYERS: "admin:players",
+} as const;
+
 /** Why a live socket was disconnected by the server. */
 export const RevocationReason = {
   LOGOUT: "logout",

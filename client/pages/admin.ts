@@ -1,7 +1,8 @@
 /**
  * GET /admin — the admin dashboard: admin login; online players across the
- * cluster (refreshed every 2 s) with Kick, Ban and per-session Revoke; a user
- * search (online or offline) with Kick, Ban and Unban; Revoke-all behind a
+ * cluster (pushed over the admin's own socket as they change, `admin:watch`)
+ * with Kick, Ban and per-session Revoke; a user search (online or offline)
+ * with Kick, Ban and Unban (refreshed every 2 s, like the audit log); Revoke-all behind a
  * confirm(); the audit log. Every time shown is UTC. An action's confirmation
  * stays until the next action (refreshes never overwrite it). A non-admin
  * account or a 403 gets a clear refusal, never an empty page.
@@ -51,6 +52,10 @@ const client = new GatehouseClient({ baseUrl: location.origin, storage: webStora
 
 let pollTimer: ReturnType<typeof setTimeout> | undefined;
 let polling = false;
+/** stops the online list's pushes; null while not watching */
+let stopWatching: (() => void) | null = null;
+/** bumped by every start and stop, so a watch that settles after a stop is dropped */
+let watchGeneration = 0;
 /** the user search shown, refreshed with the rest; null = none yet */
 let searchQuery: string | null = null;
 
@@ -141,12 +146,36 @@ function startPolling(): void {
   stopPolling();
   polling = true;
   void poll();
+  void watchPlayers();
 }
 
 function stopPolling(): void {
   polling = false;
   if (pollTimer !== undefined) clearTimeout(pollTimer);
   pollTimer = undefined;
+  watchGeneration++;
+  stopWatching?.();
+  stopWatching = null;
+}
+
+/** The online list arrives over the admin's socket, now and on every change on any node: never polled. */
+async function watchPlayers(): Promise<void> {
+  const generation = ++watchGeneration;
+  const current = () => generation === watchGeneration && polling;
+  try {
+    const stop = await client.admin.watchPlayers(
+      (players) => {
+        if (current()) renderPlayers(players);
+      },
+      (err) => {
+        if (current()) void handleFailure(err, "Could not watch the online players");
+      },
+    );
+    if (current()) stopWatching = stop;
+    else stop();
+  } catch (err) {
+    if (current()) await handleFailure(err, "Could not watch the online players");
+  }
 }
 
 /** One refresh; the next one is scheduled after it settles, so slow answers never pile up. */
@@ -155,13 +184,11 @@ async function poll(): Promise<void> {
   pollTimer = undefined;
   try {
     const query = searchQuery;
-    const [players, audit, users] = await Promise.all([
-      client.admin.players(),
+    const [audit, users] = await Promise.all([
       client.admin.audit(AUDIT_LIMIT),
       query === null ? Promise.resolve(null) : client.admin.users(query, SEARCH_LIMIT),
     ]);
     if (!polling) return;
-    renderPlayers(players);
     renderAudit(audit);
     // A search typed meanwhile has its own answer coming.
     if (users && query === searchQuery) renderUsers(users);
@@ -274,6 +301,7 @@ function renderSessions(row: HTMLTableRowElement, p: OnlinePlayer): void {
           { "data-testid": "admin-session", "data-session-id": s.sessionId, "data-node-id": s.nodeId },
           el("span", { class: "node" }, s.nodeId),
           ` · since ${formatUtc(s.connectedAt)} `,
+          s.sessionId === client.sessionId ? el("small", { class: "this-session" }, "(this dashboard) ") : null,
           revoke,
         );
       }),

@@ -1,18 +1,63 @@
-/** `client.admin.*`: the admin routes over the client's authenticated `request()`. */
-import type { AuditEntry, OnlinePlayer, UserView } from "../../shared/protocol";
+/** `client.admin.*`: the admin routes over the client's authenticated `request()`, and the online list pushed over its socket. */
+import { AdminEvents, type AuditEntry, type OnlinePlayer, type UserView } from "../../shared/protocol";
+import type { GameSocket } from "./socket";
 
-/** What the admin API needs from the client: an authenticated JSON request. */
+/** What the admin API needs from the client: an authenticated JSON request, and its socket for pushes. */
 export interface AuthedRequester {
   request<T>(method: string, path: string, body?: unknown): Promise<T>;
+  connect(): Promise<GameSocket>;
+  readonly socket: GameSocket | undefined;
+  send<T extends object = object>(event: string, payload?: unknown): Promise<T>;
+  on(event: "connect", listener: () => void): () => void;
 }
 
 /** `client.admin.*`: the admin routes. A non-admin gets FORBIDDEN (403). */
 export class AdminApi {
   constructor(private readonly client: AuthedRequester) {}
 
-  /** Players online across the cluster, with their sessions and nodes. */
+  /** Players online across the cluster, with their sessions and nodes (once; `watchPlayers` keeps it current). */
   players(): Promise<OnlinePlayer[]> {
     return this.client.request<OnlinePlayer[]>("GET", "/admin/players");
+  }
+
+  /**
+   * The same list pushed over this client's socket (`admin:watch`, docs/api.md): now, then again
+   * whenever a player connects or leaves on any node (a few pushes a second at most), no polling.
+   * Connects the socket if needed, and watches again after every reconnection (`onError` hears if
+   * that is refused). Rejects with FORBIDDEN unless the server's user record is an admin's.
+   * The returned function stops watching.
+   */
+  async watchPlayers(onPlayers: (players: OnlinePlayer[]) => void, onError?: (err: unknown) => void): Promise<() => void> {
+    const listener = (players: OnlinePlayer[]) => onPlayers(players);
+    let bound: GameSocket | undefined;
+    // Listen on the client's socket of the moment (a new login gets a new one).
+    const bind = () => {
+      const s = this.client.socket;
+      if (s === bound) return;
+      bound?.off(AdminEvents.PLAYERS, listener);
+      s?.on(AdminEvents.PLAYERS, listener);
+      bound = s;
+    };
+    let offConnect = () => {};
+    const stop = () => {
+      offConnect();
+      bound?.off(AdminEvents.PLAYERS, listener);
+      bound = undefined;
+    };
+    try {
+      await this.client.connect();
+      bind();
+      // The server forgets a watch with its connection: a reconnection asks again.
+      offConnect = this.client.on("connect", () => {
+        bind();
+        this.client.send(AdminEvents.WATCH, {}).catch((err: unknown) => onError?.(err));
+      });
+      await this.client.send(AdminEvents.WATCH, {});
+    } catch (err) {
+      stop();
+      throw err;
+    }
+    return stop;
   }
 
   /**

@@ -12,7 +12,7 @@ export { decodeAccessToken } from "./tokens";
 export type { ClientToServerEvents, GameSocket, JoinedRoom, PlayerJoined, PlayerLeft, ServerToClientEvents, TicTacToeMatched } from "./socket";
 export { AdminApi } from "./admin";
 
-export { Events, RevocationReason, TicTacToeEvents, reasonText } from "../../shared/protocol";
+export { AdminEvents, Events, RevocationReason, TicTacToeEvents, reasonText } from "../../shared/protocol";
 export { ErrorCode } from "../../shared/errors";
 export type { TokenPair, PublicUser } from "../../shared/claims";
 export type { SessionView, OnlinePlayer, AuditEntry, PlayerView, RoomView, StatePayload, ChatMessage, TicTacToeMark, TicTacToePlayer, TicTacToeState, TicTacToeYou } from "../../shared/protocol";

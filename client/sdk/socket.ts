@@ -1,10 +1,12 @@
 /** The socket.io side: typed events (contract section 4), opening a socket, acks, connect waiters. */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import {
+  AdminEvents,
   Events,
   TicTacToeEvents,
   type Ack,
   type ChatMessage,
+  type OnlinePlayer,
   type PlayerView,
   type RoomView,
   type SessionRevokedPayload,
@@ -33,6 +35,7 @@ export interface ServerToClientEvents {
   [TicTacToeEvents.MATCHED]: (p: TicTacToeMatched) => void;
   [TicTacToeEvents.STATE]: (p: TicTacToeState) => void;
   [TicTacToeEvents.YOU]: (p: TicTacToeYou) => void;
+  [AdminEvents.PLAYERS]: (p: OnlinePlayer[]) => void;
 }
 
 /** `ttt:matched`: the game you were seated in. */
@@ -51,6 +54,7 @@ export interface ClientToServerEvents {
   [TicTacToeEvents.QUEUE]: (p: Record<string, never>, ack: (a: Ack<{ status: "waiting" | "matched"; roomId?: string }>) => void) => void;
   [TicTacToeEvents.LEAVE]: (p: Record<string, never>, ack: (a: Ack) => void) => void;
   [TicTacToeEvents.PLAY]: (p: { cell: number }, ack: (a: Ack) => void) => void;
+  [AdminEvents.WATCH]: (p: Record<string, never>, ack: (a: Ack) => void) => void;
 }
 
 export type GameSocket = Socket<ServerToClientEvents, ClientToServerEvents>;

@@ -1,11 +1,15 @@
-/** A local cluster: its own redis-server on a free port + N nodes sharing one generated JWT_SECRET. */
+/**
+ * A local cluster: its own Redis (one redis-server on a free port, or with `redisCluster` a Redis
+ * Cluster of 3 primaries + 3 replicas, in sync before any node starts) + N nodes sharing one
+ * generated JWT_SECRET. `npm run cluster` and the cluster tests both start it here.
+ */
 import { randomBytes } from "node:crypto";
 import { startRedis, type RedisProcess } from "./redis-server";
+import { startRedisCluster, type RedisClusterProcess } from "./redis-cluster";
 import { startNodeProcess, type NodeProcess } from "./node-process";
 import { freePort } from "./redis-server";
 
-export interface LocalCluster {
-  redis: RedisProcess;
+interface LocalClusterBase {
   nodes: NodeProcess[];
   secret: string;
   admin: { username: string; password: string };
@@ -15,6 +19,20 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
+/** Nodes on one Redis primary (REDIS_URL). */
+export interface LocalCluster extends LocalClusterBase {
+  topology: "single";
+  redis: RedisProcess;
+}
+
+/** Nodes on a Redis Cluster (REDIS_CLUSTER_NODES). */
+export interface LocalClusterOnRedisCluster extends LocalClusterBase {
+  topology: "redis-cluster";
+  redisCluster: RedisClusterProcess;
+}
+
+export type AnyLocalCluster = LocalCluster | LocalClusterOnRedisCluster;
+
 export interface LocalClusterOptions {
   nodes: number;
   /** first node's port; the others follow it. Default: free ports. */
@@ -22,14 +40,24 @@ export interface LocalClusterOptions {
   env?: Record<string, string>;
   admin?: { username: string; password: string };
   echo?: boolean;
+  /** on a local Redis Cluster (3 primaries + 3 replicas) instead of one redis-server */
+  redisCluster?: boolean;
 }
 
-export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
-  const redis = await startRedis();
+export function startLocalCluster(opts: LocalClusterOptions & { redisCluster?: false }): Promise<LocalCluster>;
+export function startLocalCluster(opts: LocalClusterOptions & { redisCluster: true }): Promise<LocalClusterOnRedisCluster>;
+export function startLocalCluster(opts: LocalClusterOptions): Promise<AnyLocalCluster>;
+export async function startLocalCluster(opts: LocalClusterOptions): Promise<AnyLocalCluster> {
+  // Every replica in sync before a node starts (startRedisCluster waits): revocations WAIT for one.
+  type Backend = Pick<LocalCluster, "topology" | "redis"> | Pick<LocalClusterOnRedisCluster, "topology" | "redisCluster">;
+  const backend: Backend = opts.redisCluster
+    ? { topology: "redis-cluster", redisCluster: await startRedisCluster({ primaries: 3, replicasPerPrimary: 1 }) }
+    : { topology: "single", redis: await startRedis() };
+  const stopRedis = () => (backend.topology === "single" ? backend.redis.stop() : backend.redisCluster.stop());
   const secret = randomBytes(32).toString("base64url");
   const admin = opts.admin ?? { username: "admin", password: randomBytes(9).toString("base64url") };
   const env: Record<string, string> = {
-    REDIS_URL: redis.url,
+    ...(backend.topology === "single" ? { REDIS_URL: backend.redis.url } : { REDIS_CLUSTER_NODES: backend.redisCluster.nodesEnv }),
     JWT_SECRET: secret,
     ADMIN_USERNAME: admin.username,
     ADMIN_PASSWORD: admin.password,
@@ -56,11 +84,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     for (let i = 0; i < opts.nodes; i++) await addNode();
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
-    await redis.stop();
+    await stopRedis();
     throw err;
   }
   return {
-    redis,
+    ...backend,
     nodes,
     secret,
     admin,
@@ -68,7 +96,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     addNode,
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
-      await redis.stop();
+      await stopRedis();
     },
   };
 }

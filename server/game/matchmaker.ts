@@ -4,13 +4,13 @@
  * seats both (RoomHost.seat reaches the node holding the other socket).
  */
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { EmptyPayload, TicTacToeEvents } from "../../shared/protocol";
 import type { Clock } from "../clock";
+import type { RedisClient } from "../redis-clients";
 import type { Gateway, GameSocket } from "../realtime/gateway";
 import type { RoomHost } from "../rooms/host";
-import { onMessage } from "../rooms/messages";
+import { messageListener } from "../rooms/messages";
 import type { Seat } from "./tictactoe";
 import type { TicTacToeInit } from "./tictactoe-room";
 
@@ -39,7 +39,13 @@ export class MemoryMatchQueue implements MatchQueue {
   }
 }
 
-/** The same, atomic in one script: two nodes never take the same waiting player. */
+/**
+ * The same, atomic in one script: two nodes never take the same waiting player. Its one key is
+ * passed in KEYS, so it runs as is on a Redis Cluster (one slot).
+ *
+ * Redis keys:
+ *   gh:ttt:queue   list   QueueEntry JSON of each waiting player, oldest first
+ */
 const PAIR_SCRIPT = `
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, e in ipairs(items) do
@@ -57,7 +63,7 @@ return false`;
 
 export class RedisMatchQueue implements MatchQueue {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key = "gh:ttt:queue",
   ) {}
   async pair(entry: string, userId: string): Promise<string | null> {
@@ -77,49 +83,54 @@ export interface MatchmakerDeps {
   nodeId: string;
 }
 
-/** `ttt:queue` and `ttt:leave` on every socket. */
+/** `ttt:queue` and `ttt:leave` on every socket (listeners made once, shared by every socket). */
 export function registerMatchmaker(deps: MatchmakerDeps): void {
   const { host, queue, clock, log } = deps;
   const base = { now: () => clock.now(), log, schema: EmptyPayload };
+  /** socket id -> its queue entry while it waits */
+  const waiting = new Map<string, string>();
+  const unqueue = async (socket: GameSocket) => {
+    const entry = waiting.get(socket.id);
+    if (!entry) return;
+    waiting.delete(socket.id);
+    await queue.remove(entry);
+  };
+
+  // Each call may reach Redis: a small budget.
+  const onQueue = messageListener(TicTacToeEvents.QUEUE, { ...base, budget: { rate: 1, burst: 3 } }, async (socket) => {
+    host.leave(socket); // a new game forfeits the current one
+    const me: QueueEntry = { playerId: socket.id, userId: socket.data.claims.sub, username: socket.data.username, nodeId: deps.nodeId };
+    const entry = JSON.stringify(me);
+    const found = await queue.pair(entry, me.userId);
+    if (!found) {
+      waiting.set(socket.id, entry);
+      // Gone while the queue answered: take the entry back out.
+      if (!socket.connected) await unqueue(socket);
+      return { status: "waiting" };
+    }
+    const opponent = JSON.parse(found) as QueueEntry;
+    // Whoever waited longer plays X (moves first). A seat whose socket is gone by now is
+    // never taken: the other player's game is called off after SEAT_TIMEOUT_MS.
+    const init: TicTacToeInit = { seats: { X: seatOf(opponent), O: seatOf(me) }, at: clock.now() };
+    const roomId = `ttt-${randomBytes(9).toString("base64url")}`;
+    host.seat(me.playerId, roomId, init);
+    host.seat(opponent.playerId, roomId, init);
+    return { status: "matched", roomId };
+  });
+
+  const onLeave = messageListener(TicTacToeEvents.LEAVE, { ...base, budget: { rate: 2, burst: 6 } }, async (socket) => {
+    await unqueue(socket);
+    host.leave(socket);
+  });
+
+  const onDisconnect = function (this: GameSocket): void {
+    unqueue(this).catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not take a player out of the queue"));
+  };
 
   deps.gateway.onSocket((socket: GameSocket) => {
-    /** this socket's queue entry while it waits */
-    let waiting: string | null = null;
-    const unqueue = async () => {
-      if (!waiting) return;
-      const entry = waiting;
-      waiting = null;
-      await queue.remove(entry);
-    };
-
-    // Each call may reach Redis: a small budget.
-    onMessage(socket, TicTacToeEvents.QUEUE, { ...base, budget: { rate: 1, burst: 3 } }, async () => {
-      host.leave(socket); // a new game forfeits the current one
-      const me: QueueEntry = { playerId: socket.id, userId: socket.data.claims.sub, username: socket.data.username, nodeId: deps.nodeId };
-      const entry = JSON.stringify(me);
-      const found = await queue.pair(entry, me.userId);
-      if (!found) {
-        waiting = entry;
-        // Gone while the queue answered: take the entry back out.
-        if (!socket.connected) await unqueue();
-        return { status: "waiting" };
-      }
-      const opponent = JSON.parse(found) as QueueEntry;
-      // Whoever waited longer plays X (moves first). A seat whose socket is gone by now is
-      // never taken: the other player's game is called off after SEAT_TIMEOUT_MS.
-      const init: TicTacToeInit = { seats: { X: seatOf(opponent), O: seatOf(me) }, at: clock.now() };
-      const roomId = `ttt-${randomBytes(9).toString("base64url")}`;
-      host.seat(me.playerId, roomId, init);
-      host.seat(opponent.playerId, roomId, init);
-      return { status: "matched", roomId };
-    });
-
-    onMessage(socket, TicTacToeEvents.LEAVE, { ...base, budget: { rate: 2, burst: 6 } }, async () => {
-      await unqueue();
-      host.leave(socket);
-    });
-
-    socket.on("disconnect", () => void unqueue().catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not take a player out of the queue")));
+    socket.on(TicTacToeEvents.QUEUE, onQueue);
+    socket.on(TicTacToeEvents.LEAVE, onLeave);
+    socket.on("disconnect", onDisconnect);
   });
 }
 

@@ -2,11 +2,12 @@
  * The games this server runs, registered on the room API (server/rooms/): the
  * arena (contract section 4) and tic-tac-toe with its matchmaker.
  */
-import type { Redis } from "ioredis";
 import type { Server } from "socket.io";
 import type { Logger } from "pino";
 import type { Clock } from "../clock";
+import type { RedisClient } from "../redis-clients";
 import type { Gateway } from "../realtime/gateway";
+import type { RoomBus } from "../rooms/bus";
 import { hostRooms } from "../rooms/host";
 import { arenaRoom } from "./arena-room";
 import { MemoryMatchQueue, RedisMatchQueue, registerMatchmaker } from "./matchmaker";
@@ -24,8 +25,10 @@ export interface GameDeps {
   nodeId: string;
   /** true with the Redis adapter: rooms span nodes */
   clustered: boolean;
+  /** where rooms' shares and ops travel when clustered (default: every node, through the adapter) */
+  bus?: RoomBus;
   /** the matchmaking queue lives here when clustered (else in memory) */
-  redis?: Redis | null;
+  redis?: RedisClient | null;
 }
 
 export function registerGame(deps: GameDeps): GameHandle {

@@ -2,12 +2,18 @@
  * Rate limits (rate-limiter-flexible): in memory in embedded mode, in Redis in
  * cluster mode so limits hold across nodes (with an in-memory insurance limiter
  * so a Redis blip does not turn into refusing everyone).
+ *
+ * Redis keys (one key per call: RateLimiterRedis's script and MULTIs touch only that key, so they
+ * run as they are on a Redis Cluster, an ioredis `Cluster` as storeClient, no extra option):
+ *   <prefix><limiter>:<key>   string   points spent in the current window; TTL = the window
+ *   limiters: login-user-ip, login-user-new, login-known (remembered username|address pairs, 30 d),
+ *   login-ip, handshake-ip, refresh-ip, refresh-session, sessions-user; prefix "gh:rl:"
  */
 import { isIP } from "node:net";
-import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { Config, RateLimit } from "../config";
+import type { RedisClient } from "../redis-clients";
 
 export class RateLimitedError extends GatehouseError {
   override name = "RateLimitedError";
@@ -49,7 +55,7 @@ export class KnownAddresses {
   }
 }
 
-export function createRateLimits(config: Config, redis: Redis | null, prefix = "gh:rl:"): RateLimits {
+export function createRateLimits(config: Config, redis: RedisClient | null, prefix = "gh:rl:"): RateLimits {
   const make = (name: string, rl: RateLimit): RateLimiterAbstract | null => {
     if (rl.points === 0) return null;
     const opts = { points: rl.points, duration: rl.durationSec, keyPrefix: `${prefix}${name}` };

@@ -1,12 +1,12 @@
 /** /admin/* (mounted at /admin): cluster-wide player view, kick/ban/revoke, audit. Rights re-checked against the store on every call. */
 import { Router, type Request } from "express";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
-import { AdminReasonBody, AuditQuery, BanBody, GUEST_PREFIX, IdParam, SessionIdParam, UsersQuery, type AuditEntry, type OnlinePlayer, type UserView } from "../../shared/protocol";
+import { AdminReasonBody, AuditQuery, BanBody, GUEST_PREFIX, IdParam, SessionIdParam, UsersQuery, type AuditEntry, type UserView } from "../../shared/protocol";
 import { banView, isBanned } from "../auth/accounts";
 import { newId } from "../auth/tokens";
 import type { LiveTokenCheck } from "../auth/check";
 import type { Clock } from "../clock";
-import type { Presence } from "../realtime/presence";
+import { onlinePlayers, type Presence } from "../realtime/presence";
 import type { Revocations } from "../revocation/revocations";
 import type { Store, UserRecord } from "../store/store";
 import { requireAdmin } from "./auth-middleware";
@@ -50,14 +50,9 @@ export function adminRoutes(d: AdminRoutesDeps): Router {
     return user;
   };
 
+  // The dashboard has these pushed over its socket (admin-watch.ts); this is for HTTP users.
   r.get("/players", async (_req, res) => {
-    const byUser = new Map<string, OnlinePlayer>();
-    for (const p of await d.presence.list()) {
-      let player = byUser.get(p.userId);
-      if (!player) byUser.set(p.userId, (player = { userId: p.userId, username: p.username, sessions: [] }));
-      player.sessions.push({ sessionId: p.sessionId, nodeId: p.nodeId, connectedAt: new Date(p.connectedAt).toISOString() });
-    }
-    res.json([...byUser.values()].sort((a, b) => a.username.localeCompare(b.username)));
+    res.json(onlinePlayers(await d.presence.list()));
   });
 
   r.get("/users", async (req, res) => {

@@ -5,15 +5,19 @@
  * vanish within PRESENCE_TTL_MS (pitfall 4: no fetchSockets, no JWTs over Redis),
  * plus a per-user index so one user's view costs that user's sockets, not the cluster's.
  *
- * Redis keys:
+ * Redis keys (the same on one primary and on a Redis Cluster; no MULTI or pipeline spans two keys,
+ * so no hash tags are needed and each key lives on its own slot):
  *   <prefix>presence:nodes            zset   nodeId -> last heartbeat (ms)
  *   <prefix>presence:<nodeId>         hash   socketId -> PresenceEntry JSON; PRESENCE_TTL_MS, refreshed by the heartbeat
  *   <prefix>presence:user:<userId>    hash   socketId -> "<nodeId> <sessionId>"; USER_INDEX_TTL_MS, refreshed by every
  *                                            node holding one of its sockets. An entry counts only while its node's
  *                                            hash still holds that socket, so a dead node's entries vanish with it.
+ * Written node hash first, user index after: a reader never sees an index entry whose socket its
+ * node has not written yet (it would drop it as dead).
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis-clients";
 import type { Logger } from "pino";
+import type { OnlinePlayer } from "../../shared/protocol";
 import { addTo, removeFrom } from "../util/multimap";
 
 export interface PresenceEntry {
@@ -33,22 +37,48 @@ export interface Presence {
   list(): Promise<PresenceEntry[]>;
   /** the session ids of `userId` with a live socket anywhere in the cluster; costs that user's sockets only */
   sessionsOnline(userId: string): Promise<Set<string>>;
+  /** after this node's sockets changed, once `list()` anywhere in the cluster shows it (Redis: after the batch is written); must not throw */
+  onChange(listener: () => void): void;
   close(): Promise<void>;
+}
+
+/** The admin view of `list()`: one row per user (by name), its sockets as sessions with their node. */
+export function onlinePlayers(entries: PresenceEntry[]): OnlinePlayer[] {
+  const byUser = new Map<string, OnlinePlayer>();
+  for (const p of entries) {
+    let player = byUser.get(p.userId);
+    if (!player) byUser.set(p.userId, (player = { userId: p.userId, username: p.username, sessions: [] }));
+    player.sessions.push({ sessionId: p.sessionId, nodeId: p.nodeId, connectedAt: new Date(p.connectedAt).toISOString() });
+  }
+  return [...byUser.values()].sort((a, b) => a.username.localeCompare(b.username));
 }
 
 export class MemoryPresence implements Presence {
   protected readonly local = new Map<string, PresenceEntry>();
   /** userId -> socket ids on this node */
   protected readonly byUser = new Map<string, Set<string>>();
+  private readonly changeListeners: (() => void)[] = [];
   add(entry: PresenceEntry): void {
     this.local.set(entry.socketId, entry);
     addTo(this.byUser, entry.userId, entry.socketId);
+    this.changed();
   }
   remove(socketId: string): void {
     const entry = this.local.get(socketId);
     if (!entry) return;
     this.local.delete(socketId);
     removeFrom(this.byUser, entry.userId, socketId);
+    this.changed();
+  }
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
+  }
+  /** Here the change is visible at once; RedisPresence tells once it is written. */
+  protected changed(): void {
+    this.notifyChange();
+  }
+  protected notifyChange(): void {
+    for (const listener of this.changeListeners) listener();
   }
   async list(): Promise<PresenceEntry[]> {
     return [...this.local.values()];
@@ -79,7 +109,7 @@ export class RedisPresence extends MemoryPresence {
   private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly nodeId: string,
     private readonly log: Logger,
     private readonly prefix = "gh:",
@@ -106,6 +136,9 @@ export class RedisPresence extends MemoryPresence {
     this.queue(entry, false);
   }
 
+  /** Other nodes read Redis: they are told after flush() wrote the batch, not now. */
+  protected override changed(): void {}
+
   private userKey(userId: string): string {
     return `${this.prefix}presence:user:${userId}`;
   }
@@ -127,32 +160,39 @@ export class RedisPresence extends MemoryPresence {
     this.pending.clear();
     const added = batch.filter((p) => p.live).flatMap(({ entry }) => [entry.socketId, JSON.stringify(entry)]);
     const removed = batch.filter((p) => !p.live).map(({ entry }) => entry.socketId);
-    // One transaction for both structures: the user index never names a socket the node hash lacks
-    // for longer than this batch.
-    const m = this.redis.multi();
-    if (added.length > 0) m.hset(this.key, ...added);
-    if (removed.length > 0) m.hdel(this.key, ...removed);
-    for (const { entry, live } of batch) {
-      if (live) m.hset(this.userKey(entry.userId), entry.socketId, `${entry.nodeId} ${entry.sessionId}`).pexpire(this.userKey(entry.userId), USER_INDEX_TTL_MS);
-      else m.hdel(this.userKey(entry.userId), entry.socketId);
-    }
-    await m
+    const failed = (err: Error) => this.log.debug({ err: err.message }, "presence write failed (rewritten on reconnect)");
+    // The node hash first (one key: one slot on a cluster), then each user's index entry in its own
+    // transaction (its TTL with it): an index entry never names a socket the node hash lacks.
+    const node = this.redis.multi();
+    if (added.length > 0) node.hset(this.key, ...added);
+    if (removed.length > 0) node.hdel(this.key, ...removed);
+    const written = await node
       .pexpire(this.key, PRESENCE_TTL_MS)
       .exec()
-      .catch((err: Error) => this.log.debug({ err: err.message }, "presence write failed (rewritten on reconnect)"));
+      .then(() => true, (err: Error) => (failed(err), false));
+    if (!written) return;
+    await Promise.all(
+      batch.map(({ entry, live }) => {
+        const key = this.userKey(entry.userId);
+        const write = live
+          ? this.redis.multi().hset(key, entry.socketId, `${entry.nodeId} ${entry.sessionId}`).pexpire(key, USER_INDEX_TTL_MS).exec()
+          : this.redis.hdel(key, entry.socketId);
+        return write.catch(failed);
+      }),
+    );
+    this.notifyChange();
   }
 
   override async list(): Promise<PresenceEntry[]> {
     await this.flush(); // our own latest changes first
     const now = Date.now();
     const nodes = await this.redis.zrangebyscore(this.nodesKey, now - PRESENCE_TTL_MS, "+inf");
-    const pipeline = this.redis.pipeline();
-    for (const node of nodes) pipeline.hgetall(`${this.prefix}presence:${node}`);
-    const replies = (await pipeline.exec()) ?? [];
+    // One read per node hash, sent together (keys on different slots: no pipeline on a cluster).
+    const hashes = await Promise.all(nodes.map((node) => this.redis.hgetall(`${this.prefix}presence:${node}`).catch(() => null)));
     const out: PresenceEntry[] = [];
-    for (const [err, hash] of replies) {
-      if (err || !hash) continue;
-      for (const json of Object.values(hash as Record<string, string>)) {
+    for (const hash of hashes) {
+      if (!hash) continue;
+      for (const json of Object.values(hash)) {
         try {
           out.push(JSON.parse(json) as PresenceEntry);
         } catch {
@@ -175,14 +215,12 @@ export class RedisPresence extends MemoryPresence {
       return { socketId, nodeId: value.slice(0, cut), sessionId: value.slice(cut + 1) };
     });
     if (entries.length === 0) return new Set();
-    const pipeline = this.redis.pipeline();
-    for (const e of entries) pipeline.hexists(`${this.prefix}presence:${e.nodeId}`, e.socketId);
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await Promise.all(entries.map((e) => this.redis.hexists(`${this.prefix}presence:${e.nodeId}`, e.socketId).catch(() => null)));
     const online = new Set<string>();
     const dead: string[] = [];
     entries.forEach((e, i) => {
-      const [err, exists] = replies[i] ?? [null, 0];
-      if (err || exists === 1) online.add(e.sessionId); // an unreadable entry counts as online: the view errs that way
+      const exists = replies[i];
+      if (exists === null || exists === 1) online.add(e.sessionId); // an unreadable entry counts as online: the view errs that way
       else dead.push(e.socketId);
     });
     // Socket ids are never reused, so a dead entry can be dropped without racing a live one.
@@ -195,9 +233,12 @@ export class RedisPresence extends MemoryPresence {
     clearInterval(this.userIndexTimer);
     clearTimeout(this.flushTimer);
     this.pending.clear();
-    const m = this.redis.multi().del(this.key).zrem(this.nodesKey, this.nodeId);
-    for (const e of this.local.values()) m.hdel(this.userKey(e.userId), e.socketId);
-    await m.exec().catch(() => undefined);
+    // Each key on its own (they may live on different primaries).
+    await Promise.all([
+      this.redis.del(this.key),
+      this.redis.zrem(this.nodesKey, this.nodeId),
+      ...[...this.local.values()].map((e) => this.redis.hdel(this.userKey(e.userId), e.socketId)),
+    ]).catch(() => undefined);
     await super.close();
   }
 
@@ -207,28 +248,31 @@ export class RedisPresence extends MemoryPresence {
       .multi()
       .zadd(this.nodesKey, now, this.nodeId)
       .zremrangebyscore(this.nodesKey, "-inf", now - 10 * PRESENCE_TTL_MS)
-      .pexpire(this.key, PRESENCE_TTL_MS)
       .exec()
       .catch(() => undefined);
+    this.redis.pexpire(this.key, PRESENCE_TTL_MS).catch(() => undefined);
   }
 
   /** Keeps the index keys of users with a socket here from expiring (a dead node's ones do, in time). */
   private refreshUserIndex(): void {
     if (this.byUser.size === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const userId of this.byUser.keys()) pipeline.pexpire(this.userKey(userId), USER_INDEX_TTL_MS);
-    pipeline.exec().catch(() => undefined);
+    for (const userId of this.byUser.keys()) this.redis.pexpire(this.userKey(userId), USER_INDEX_TTL_MS).catch(() => undefined);
   }
 
   private rewrite(): void {
     const m = this.redis.multi().del(this.key);
-    for (const e of this.local.values()) {
-      m.hset(this.key, e.socketId, JSON.stringify(e));
-      m.hset(this.userKey(e.userId), e.socketId, `${e.nodeId} ${e.sessionId}`).pexpire(this.userKey(e.userId), USER_INDEX_TTL_MS);
-    }
+    for (const e of this.local.values()) m.hset(this.key, e.socketId, JSON.stringify(e));
     m.pexpire(this.key, PRESENCE_TTL_MS)
       .exec()
-      .then(() => this.heartbeat())
+      .then(() => {
+        this.heartbeat();
+        // The index after the node hash, as in flush.
+        for (const e of this.local.values()) {
+          const key = this.userKey(e.userId);
+          this.redis.multi().hset(key, e.socketId, `${e.nodeId} ${e.sessionId}`).pexpire(key, USER_INDEX_TTL_MS).exec().catch(() => undefined);
+        }
+        this.notifyChange();
+      })
       .catch(() => undefined);
   }
 }

@@ -4,6 +4,9 @@
  * define.ts for the model). Leaving is one path for `leaveEvent`, a switch of
  * room, a disconnect and a revocation alike (the gateway disconnects a revoked
  * socket), so no room author writes anything for revocation.
+ *
+ * Across nodes: a room's shares and ops go on the room bus (bus.ts), which only the nodes holding a
+ * player of that room listen to; seats (matchmaking) go to every node as server-side emits (rare).
  */
 import type { Server } from "socket.io";
 import type { Logger } from "pino";
@@ -12,8 +15,8 @@ import { ErrorCode } from "../../shared/errors";
 import type { Clock } from "../clock";
 import type { Gateway, GameSocket } from "../realtime/gateway";
 import type { AnyRoomDefinition, Player, Room, Who } from "./define";
-import { Budget } from "./budget";
-import { RoomError, onMessage } from "./messages";
+import { AdapterRoomBus, type RoomBus } from "./bus";
+import { RoomError, SocketBudgets, messageListener } from "./messages";
 
 export interface RoomHostDeps {
   io: Server;
@@ -23,6 +26,8 @@ export interface RoomHostDeps {
   nodeId: string;
   /** true with the Redis adapter: exchange shares, ops and seats with the other nodes */
   clustered: boolean;
+  /** where shares and ops travel when clustered (default: the adapter's server-side emits, heard by every node) */
+  bus?: RoomBus;
 }
 
 /** The ack of a join, and the body of `seatedEvent`. */
@@ -34,11 +39,16 @@ export interface JoinResult {
 /** A remote node's share of a room is dropped if not refreshed for this long (the node died). */
 export const REMOTE_STALE_MS = 1000;
 const DEFAULT_TICK_HZ = 4;
+/** How much longer than one tick a capped room's first join listens for the other nodes' shares. */
+const SHARE_MARGIN_MS = 50;
+
+/** Shared by every socket: socket.io passes the socket as `this`. */
+type SocketListener = (this: GameSocket, ...args: unknown[]) => void;
 
 const RoomIdPayload = z.object({ roomId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/) });
 const EmptyPayload = z.object({}).loose().optional();
 
-/** What nodes tell each other about a room, on channel `gh:room:<name>`. */
+/** What nodes tell each other about a room: seats as server-side emits `gh:room:<name>`, the rest on the room bus. */
 type Wire =
   | { kind: "share"; nodeId: string; roomId: string; players: Who[] }
   | { kind: "op"; nodeId: string; roomId: string; op: unknown }
@@ -58,7 +68,10 @@ export class RoomHost {
   /** roomId -> nodeId -> that node's players and when we heard */
   private readonly remote = new Map<string, Map<string, { players: Who[]; at: number; json: string }>>();
   private readonly channel: string;
+  private readonly bus: RoomBus | null;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** the listeners every socket gets, made once (no closures or budgets per socket) */
+  private readonly listeners: [event: string, listener: SocketListener][];
 
   constructor(
     readonly def: AnyRoomDefinition,
@@ -66,9 +79,22 @@ export class RoomHost {
   ) {
     this.channel = `gh:room:${def.name}`;
     const { io, clock } = deps;
+    this.bus = deps.clustered ? (deps.bus ?? new AdapterRoomBus(io)) : null;
     if (deps.clustered) io.on(this.channel, (msg: Wire) => this.onWire(msg));
-    deps.gateway.onSocket((socket) => this.attach(socket));
-    const tick = setInterval(() => this.tick(clock.now()), 1000 / (def.tickHz ?? DEFAULT_TICK_HZ));
+    this.bus?.onMessage((topic, raw) => {
+      let msg: Wire;
+      try {
+        msg = JSON.parse(raw) as Wire;
+      } catch {
+        return; // not ours to crash on
+      }
+      if (msg && typeof msg === "object" && msg.kind !== "seat" && typeof msg.roomId === "string" && this.topic(msg.roomId) === topic) this.onWire(msg);
+    });
+    this.listeners = this.socketListeners();
+    deps.gateway.onSocket((socket) => {
+      for (const [event, listener] of this.listeners) socket.on(event, listener);
+    });
+    const tick = setInterval(() => this.tick(clock.now()), this.tickMs);
     const purge = setInterval(() => this.purgeStale(clock.now()), REMOTE_STALE_MS);
     tick.unref();
     purge.unref();
@@ -77,6 +103,11 @@ export class RoomHost {
 
   close(): void {
     for (const t of this.timers) clearInterval(t);
+    for (const roomId of this.rooms.keys()) this.bus?.leave(this.topic(roomId));
+  }
+
+  private get tickMs(): number {
+    return 1000 / (this.def.tickHz ?? DEFAULT_TICK_HZ);
   }
 
   /**
@@ -104,7 +135,7 @@ export class RoomHost {
   seat(playerId: string, roomId: string, init: unknown): void {
     const socket = this.socket(playerId);
     if (socket) return void this.seatLocal(socket, roomId, init);
-    if (this.deps.clustered) this.publish({ kind: "seat", nodeId: this.deps.nodeId, roomId, playerId, init });
+    if (this.deps.clustered) this.deps.io.serverSideEmit(this.channel, { kind: "seat", nodeId: this.deps.nodeId, roomId, playerId, init } satisfies Wire);
   }
 
   /** Takes a local socket out of its room (no-op if in none). */
@@ -118,51 +149,75 @@ export class RoomHost {
     this.roomOf.delete(socket.id);
     void socket.leave(this.key(room.id));
     this.guard("onLeave", () => this.def.onLeave?.({ room, who, now }));
-    // Our share first, on the same Redis connection as the broadcast: other nodes drop the player before their clients hear it.
+    // Our share first, on the same Redis connections (and shard) as the broadcast: other nodes drop
+    // the player before their clients hear it.
     this.publishShare(room);
     if (this.def.leftEvent) this.deps.io.to(this.key(room.id)).emit(this.def.leftEvent, pickWho(who));
-    if (room.players.size === 0) this.rooms.delete(room.id);
+    if (room.players.size === 0) this.dropRoom(room.id);
     else this.pushChange(room, now);
   }
 
   // ---- sockets ----
 
-  private attach(socket: GameSocket): void {
+  private socketListeners(): [string, SocketListener][] {
     const { def, deps } = this;
+    const out: [string, SocketListener][] = [];
     const now = () => deps.clock.now();
     const base = { now, log: deps.log };
     // Joins and leaves share one budget: a join/leave flood is one flood.
-    const membership = def.membershipBudget ? new Budget(def.membershipBudget.rate, def.membershipBudget.burst, now()) : undefined;
+    const membership = def.membershipBudget ? new SocketBudgets(def.membershipBudget) : undefined;
     if (def.joinEvent) {
-      onMessage(socket, def.joinEvent, { ...base, schema: RoomIdPayload, budget: membership }, ({ roomId }) => this.joinLocal(socket, roomId, undefined));
+      const join = messageListener(def.joinEvent, { ...base, schema: RoomIdPayload, budget: membership }, async (socket, { roomId }) => {
+        await this.hearRoom(roomId);
+        return this.joinLocal(socket, roomId, undefined);
+      });
+      out.push([def.joinEvent, join]);
     }
     if (def.leaveEvent) {
-      onMessage(socket, def.leaveEvent, { ...base, schema: EmptyPayload, budget: membership }, () => this.leave(socket));
+      out.push([def.leaveEvent, messageListener(def.leaveEvent, { ...base, schema: EmptyPayload, budget: membership }, (socket) => this.leave(socket))]);
     }
+    const inRoom = (socket: GameSocket) => {
+      const room = this.roomOf.get(socket.id);
+      const player = room?.players.get(socket.id);
+      if (!room || !player) throw new RoomError(ErrorCode.VALIDATION_FAILED, `Not in a ${def.name} room.`);
+      return { room, player };
+    };
     for (const [event, m] of Object.entries(def.messages)) {
-      const inRoom = () => {
-        const room = this.roomOf.get(socket.id);
-        const player = room?.players.get(socket.id);
-        if (!room || !player) throw new RoomError(ErrorCode.VALIDATION_FAILED, `Not in a ${def.name} room.`);
-        return { room, player };
-      };
-      onMessage(socket, event, { ...base, schema: m.schema, budget: m.budget, precondition: inRoom }, (data) => {
-        const { room, player } = inRoom();
+      const listener = messageListener(event, { ...base, schema: m.schema, budget: m.budget, precondition: inRoom }, (socket, data) => {
+        const { room, player } = inRoom(socket);
         const t = now();
-        const out = m.handle({ room, player, data, now: t });
+        const result = m.handle({ room, player, data, now: t });
         this.pushChange(room, t);
-        return out;
+        return result;
       });
+      out.push([event, listener]);
     }
-    socket.on("disconnect", () => this.guard("leave", () => this.leave(socket)));
+    const host = this;
+    out.push([
+      "disconnect",
+      function (this: GameSocket) {
+        host.guard("leave", () => host.leave(this));
+      },
+    ]);
+    return out;
   }
 
-  private seatLocal(socket: GameSocket, roomId: string, init: unknown): void {
+  /**
+   * Seats a local socket. The room's first seat here listens to the room bus before the player
+   * hears of the game: a move the opponent's node sends (an op) must find this node subscribed.
+   */
+  private async seatLocal(socket: GameSocket, roomId: string, init: unknown): Promise<void> {
+    const topic = this.topic(roomId);
+    const listen = this.bus && !this.rooms.has(roomId);
     try {
+      if (listen) await this.bus!.join(topic);
+      if (!socket.connected) return;
       const joined = this.joinLocal(socket, roomId, init);
       if (this.def.seatedEvent) socket.emit(this.def.seatedEvent, joined);
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message, room: roomId, type: this.def.name }, "could not seat a player");
+    } finally {
+      if (listen) this.bus!.leave(topic); // the room holds its own subscription
     }
   }
 
@@ -171,18 +226,23 @@ export class RoomHost {
     const now = deps.clock.now();
     if (def.maxPlayers !== undefined) {
       const inRoom = this.rooms.get(roomId)?.views() ?? this.remoteViews(roomId, now);
-      if (inRoom.filter((p) => p.playerId !== socket.id).length >= def.maxPlayers) throw new RoomError(ErrorCode.FORBIDDEN, "The room is full.");
+      // No contract code for this: the generic FORBIDDEN, with a message that names the limit.
+      if (inRoom.filter((p) => p.playerId !== socket.id).length >= def.maxPlayers) throw new RoomError(ErrorCode.FORBIDDEN, roomFullMessage(def.maxPlayers));
     }
     // One room of this type per socket; joining again (even the same room) starts a fresh player.
     this.leave(socket);
     let room = this.rooms.get(roomId);
-    if (!room) this.rooms.set(roomId, (room = this.createRoom(roomId, init)));
+    if (!room) {
+      this.rooms.set(roomId, (room = this.createRoom(roomId, init)));
+      // Listen to the room while it has a player here (dropRoom stops).
+      void this.bus?.join(this.topic(roomId)).catch((err: unknown) => deps.log.warn({ err: (err as Error).message, room: roomId, type: def.name }, "room bus subscription failed"));
+    }
     const who: Who = { playerId: socket.id, userId: socket.data.claims.sub, username: socket.data.username };
     const player: Player<unknown> = { ...who, state: undefined, send: (event, payload) => socket.emit(event, payload) };
     try {
       player.state = def.onJoin({ room, who, now });
     } catch (err) {
-      if (room.players.size === 0) this.rooms.delete(roomId);
+      if (room.players.size === 0) this.dropRoom(roomId);
       throw err;
     }
     room.players.set(socket.id, player);
@@ -219,6 +279,30 @@ export class RoomHost {
     return room;
   }
 
+  /** Forgets a room with no player left here and stops listening to it. */
+  private dropRoom(roomId: string): void {
+    this.rooms.delete(roomId);
+    this.bus?.leave(this.topic(roomId));
+  }
+
+  /**
+   * Before a client's join of a room this node has no player in: a node hears a room's shares only
+   * while it listens to it, so for a capped room (maxPlayers) it listens for one share period first
+   * (every node with players shares every tick) and counts them. Uncapped rooms join at once; their
+   * other players show up in the next `state`.
+   */
+  private async hearRoom(roomId: string): Promise<void> {
+    if (!this.bus || this.def.maxPlayers === undefined || this.rooms.has(roomId)) return;
+    const topic = this.topic(roomId);
+    try {
+      await this.bus.join(topic);
+      // A time window by design: shares have no end marker, each node sends one per tick.
+      await new Promise((resolve) => setTimeout(resolve, this.tickMs + SHARE_MARGIN_MS));
+    } finally {
+      this.bus.leave(topic); // the room, if the join creates it, holds its own subscription
+    }
+  }
+
   // ---- pushes and ticks ----
 
   private pushChange(room: LocalRoom, now: number): void {
@@ -249,8 +333,8 @@ export class RoomHost {
 
   // ---- across nodes ----
 
-  private publish(msg: Wire): void {
-    if (this.deps.clustered) this.deps.io.serverSideEmit(this.channel, msg);
+  private publish(msg: Extract<Wire, { kind: "share" | "op" }>): void {
+    this.bus?.publish(this.topic(msg.roomId), JSON.stringify(msg));
   }
 
   private publishShare(room: LocalRoom): void {
@@ -284,7 +368,7 @@ export class RoomHost {
         return;
       case "seat": {
         const socket = this.socket(msg.playerId);
-        if (socket) this.seatLocal(socket, msg.roomId, msg.init);
+        if (socket) void this.seatLocal(socket, msg.roomId, msg.init);
         return;
       }
     }
@@ -297,8 +381,8 @@ export class RoomHost {
   }
 
   /**
-   * Drops the shares no node refreshed for REMOTE_STALE_MS, in every room (we hear about rooms
-   * we have no player in too: without this they would pile up). A node that died said nothing
+   * Drops the shares no node refreshed for REMOTE_STALE_MS, in every room (shares of a room this
+   * node just left, or only listened to before a join, would pile up otherwise). A node that died said nothing
    * for its players, so this node says they left, to its own clients and to onLeave.
    */
   private purgeStale(now: number): void {
@@ -322,11 +406,19 @@ export class RoomHost {
     return this.deps.io.of("/").sockets.get(playerId) as GameSocket | undefined;
   }
 
-  /** The socket.io room: per type, so two types may use the same room id. */
+  /** The room bus topic: per type, so two types may use the same room id. */
+  private topic(roomId: string): string {
+    return `${this.def.name}:${roomId}`;
+  }
+
+  /** The socket.io room, hash-tagged like the bus channel (same Redis Cluster shard: bus.ts). */
   private key(roomId: string): string {
-    return `room:${this.def.name}:${roomId}`;
+    return `room:{${this.topic(roomId)}}`;
   }
 }
+
+/** The refusal of a join beyond `maxPlayers`. */
+const roomFullMessage = (max: number): string => `The room is full (at most ${max} ${max === 1 ? "player" : "players"}).`;
 
 const pickWho = (v: Who): Who => ({ playerId: v.playerId, userId: v.userId, username: v.username });
 

@@ -29,11 +29,13 @@ describe("tic-tac-toe page", () => {
     await node?.close();
   });
 
-  it("is served with the strict CSP", async () => {
+  it("is served with the strict CSP, and the arena links to it", async () => {
     const r = await fetch(`${node.url}/tictactoe`);
     expect(r.status).toBe(200);
     expect(r.headers.get("content-security-policy")).toBe(PAGE_CSP);
     expect(await r.text()).not.toMatch(/<script>|<style>|style="/);
+    // A new player finds it from the arena (it is not on the first screen otherwise).
+    expect(await (await fetch(`${node.url}/`)).text()).toContain('href="/tictactoe"');
   });
 
   it("a guest is matched with another player, plays to a win by clicking, then is signed out with a reason", async () => {

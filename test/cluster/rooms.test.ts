@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChatMessage, PlayerView, StatePayload, TicTacToeState } from "../../shared/protocol";
 import { register, uniqueName } from "../helpers/http";
 import { connect, emitAck, nextEvent, type TestSocket } from "../helpers/sockets";
-import { startCluster, type LocalCluster } from "../helpers/cluster";
+import { redisClient, startCluster, type LocalCluster } from "../helpers/cluster";
+import { waitFor } from "../helpers/wait";
 
 describe("rooms across two nodes", () => {
   let cluster: LocalCluster;
@@ -41,17 +42,16 @@ describe("rooms across two nodes", () => {
     expect(joinA).toMatchObject({ ok: true, room: { id: room } });
     const aStart = joinA.you as PlayerView;
 
-    // B joins on node 2: A (node 1) hears player:joined. B's ack lists B and, normally, A: node 1
-    // tells the other nodes its share of the room as A joins. That goes through Redis while B's
-    // join does not, so under load it can arrive after B's join: then A shows up in B's next
-    // `state` (checked below), not in the ack.
+    // B joins on node 2: A (node 1) hears player:joined. B's ack lists B; node 2 listens to the
+    // room's shares only from the moment it has a player there (the room bus: a node hears only the
+    // rooms it holds players of), so A shows up in B's next `state` (checked below), in the ack
+    // only if node 1's tick share already arrived.
     const aSeesJoin = nextEvent<PlayerView>(a.s.socket, "player:joined", 5000, (p) => p.userId === b.id);
     const joinB = await emitAck(b.s.socket, "room:join", { roomId: room });
     expect(joinB.ok).toBe(true);
     const inAck = joinB.room.players.map((p: PlayerView) => p.userId) as string[];
     expect(inAck).toContain(b.id);
     expect(inAck.every((id) => id === a.id || id === b.id)).toBe(true);
-    if (!inAck.includes(a.id)) console.log("rooms: B's join ack did not list A yet (Redis slower than the test's own round trip)");
     expect(await aSeesJoin).toMatchObject({ userId: b.id, username: b.pair.user.username });
     const bStart = joinB.you as PlayerView;
 
@@ -118,6 +118,35 @@ describe("rooms across two nodes", () => {
       expect(st.players.map((p) => p.userId)).toEqual([a.id]);
     }
     expect(leaked).toEqual([]);
+  });
+
+  it("a room's per-tick traffic goes only to the nodes with players in it", async () => {
+    const room = uniqueName("solo").slice(0, 32);
+    const channel = `gh:room:{arena:${room}}`;
+    const r = redisClient(cluster.redis.url);
+    const listeners = async () => Number(((await r.call("PUBSUB", "NUMSUB", channel)) as [string, number])[1]);
+    try {
+      const a = await player(0);
+      const b = await player(1);
+      expect((await emitAck(a.s.socket, "room:join", { roomId: room })).ok).toBe(true);
+      // Node 1 shares the room every tick; node 2, with no player in it, does not listen: it receives none of it.
+      await waitFor(async () => (await listeners()) === 1, { message: "node 1 listens to its room" });
+      const probe = redisClient(cluster.redis.url);
+      let shares = 0;
+      probe.on("message", () => shares++);
+      await probe.subscribe(channel);
+      await waitFor(() => shares >= 3, { message: "node 1 publishes its share every tick" });
+      await probe.quit();
+      expect(await listeners()).toBe(1);
+
+      // B joins on node 2: it listens now; when B leaves, it stops.
+      expect((await emitAck(b.s.socket, "room:join", { roomId: room })).ok).toBe(true);
+      await waitFor(async () => (await listeners()) === 2, { message: "node 2 listens once it has a player there" });
+      expect(await emitAck(b.s.socket, "room:leave", {})).toEqual({ ok: true });
+      await waitFor(async () => (await listeners()) === 1, { message: "node 2 stops listening when its last player left" });
+    } finally {
+      r.disconnect();
+    }
   });
 
   // Tic-tac-toe, a second room type: one matchmaking queue for the cluster, moves replicated between nodes.

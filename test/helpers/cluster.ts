@@ -1,12 +1,12 @@
 /**
  * Cluster test helpers: a local cluster of child-process nodes (dist/, built by
- * the global setup) on its own redis-server, plus the assertions every cluster
+ * the global setup) on its own redis-server or its own Redis Cluster, plus the assertions every cluster
  * test shares (dropped / alive / refused on every node, /readyz).
  */
 import { Redis } from "ioredis";
 import { expect } from "vitest";
 import type { TokenPair } from "../../shared/claims";
-import { startLocalCluster, type LocalCluster } from "../../scripts/lib/local-cluster";
+import { startLocalCluster, type AnyLocalCluster, type LocalCluster, type LocalClusterOnRedisCluster } from "../../scripts/lib/local-cluster";
 import type { NodeProcess } from "../../scripts/lib/node-process";
 import { call, login } from "./http";
 import { emitAck, refusedCode, type TestSocket } from "./sockets";
@@ -23,14 +23,19 @@ export const NO_LIMITS = {
   RATE_LIMIT_SESSIONS_USER: "0",
 };
 
-export type { LocalCluster, NodeProcess };
+export type { AnyLocalCluster, LocalCluster, LocalClusterOnRedisCluster, NodeProcess };
 
-/** Starts `nodes` nodes (sequentially: the first creates the admin) with limits off and `env` on top. */
-export function startCluster(nodes: number, env: Record<string, string> = {}): Promise<LocalCluster> {
-  return startLocalCluster({ nodes, env: { ...NO_LIMITS, LOG_LEVEL: "info", ...env }, echo: process.env.CLUSTER_ECHO === "1" });
+/**
+ * Starts `nodes` nodes (sequentially: the first creates the admin) with limits off and `env` on
+ * top, on one redis-server, or with `{ redisCluster: true }` on a Redis Cluster (3 + 3).
+ */
+export function startCluster(nodes: number, env?: Record<string, string>): Promise<LocalCluster>;
+export function startCluster(nodes: number, env: Record<string, string>, opts: { redisCluster: true }): Promise<LocalClusterOnRedisCluster>;
+export function startCluster(nodes: number, env: Record<string, string> = {}, opts: { redisCluster?: boolean } = {}): Promise<AnyLocalCluster> {
+  return startLocalCluster({ nodes, env: { ...NO_LIMITS, LOG_LEVEL: "info", ...env }, echo: process.env.CLUSTER_ECHO === "1", redisCluster: opts.redisCluster === true });
 }
 
-export function adminOf(cluster: LocalCluster, url: string): Promise<TokenPair> {
+export function adminOf(cluster: AnyLocalCluster, url: string): Promise<TokenPair> {
   return login(url, cluster.admin.username, cluster.admin.password, "console");
 }
 

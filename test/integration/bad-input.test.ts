@@ -150,6 +150,29 @@ describe("bad input", () => {
     }
   });
 
+  it("every validated socket event names the failing field, in the words HTTP uses", async () => {
+    const http = await call(node.url, "POST", "/auth/refresh", { body: {} });
+    expect(http.body.error).toEqual({ code: "VALIDATION_FAILED", message: "Invalid refreshToken: Invalid input: expected string, received undefined" });
+    const s = await connect(node.url, good.accessToken);
+    const refused = async (event: string, payload: unknown) => {
+      const ack = await emitAck(s.socket, event, payload);
+      expect(ack.ok).toBe(false);
+      expect(ack.error.code).toBe("VALIDATION_FAILED");
+      return ack.error.message as string;
+    };
+    try {
+      expect(await refused("auth:refresh", {})).toBe("Invalid token: Invalid input: expected string, received undefined");
+      expect(await refused("auth:refresh", null)).toMatch(/^Invalid payload: /);
+      expect(await refused("room:join", { roomId: "has space" })).toMatch(/^Invalid roomId: /);
+      expect(await refused("ttt:play", { cell: 9 })).toMatch(/^Invalid cell: /);
+      await emitAck(s.socket, "room:join", { roomId: "named" });
+      expect(await refused("chat:send", { text: " \u200B " })).toMatch(/^Invalid text: /);
+      expect(await refused("move", { x: "left", y: 0 })).toMatch(/^Invalid x: /);
+    } finally {
+      s.close();
+    }
+  });
+
   it("the node still serves after all of it", async () => {
     const fresh = await register(node.url);
     expect((await call(node.url, "GET", "/me", { token: fresh.accessToken })).status).toBe(200);

@@ -122,7 +122,7 @@ describe("the room API", () => {
     const [a, b, c] = [await player(), await player(), await player()];
     await emitAck(a, "counter:join", { roomId: "full" });
     await emitAck(b, "counter:join", { roomId: "full" });
-    expect(await emitAck(c, "counter:join", { roomId: "full" })).toMatchObject({ ok: false, error: { code: "FORBIDDEN", message: "The room is full." } });
+    expect(await emitAck(c, "counter:join", { roomId: "full" })).toMatchObject({ ok: false, error: { code: "FORBIDDEN", message: "The room is full (at most 2 players)." } });
     const aSeesLeave = nextEvent<{ players: unknown[] }>(a, "counter:state", 2000, (st) => st.players.length === 1);
     const bName = `p${n - 1}`;
     b.disconnect();

@@ -46,9 +46,40 @@ describe("config", () => {
     [{ TRUST_PROXY: "garbage!!" }, "TRUST_PROXY"],
     [{ JWT_SECRET: "k".repeat(32), JWT_SECRET_PREVIOUS: `${"o".repeat(32)},short` }, "JWT_SECRET_PREVIOUS"],
     [{ JWT_SECRET_PREVIOUS: "o".repeat(32) }, "JWT_SECRET_PREVIOUS"],
+    [{ REDIS_CLUSTER_NODES: "redis://127.0.0.1:7000" }, "JWT_SECRET"],
+    [{ JWT_SECRET: "k".repeat(32), REDIS_CLUSTER_NODES: "127.0.0.1:7000" }, "REDIS_CLUSTER_NODES"],
+    [{ JWT_SECRET: "k".repeat(32), REDIS_CLUSTER_NODES: "http://127.0.0.1:7000" }, "REDIS_CLUSTER_NODES"],
+    [{ JWT_SECRET: "k".repeat(32), REDIS_CLUSTER_NODES: " , " }, "REDIS_CLUSTER_NODES"],
+    [{ JWT_SECRET: "k".repeat(32), REDIS_CLUSTER_NODES: "redis://127.0.0.1:7000/2" }, "REDIS_CLUSTER_NODES"],
+    [{ JWT_SECRET: "k".repeat(32), REDIS_CLUSTER_NODES: "redis://a:pw@127.0.0.1:7000,redis://127.0.0.1:7001" }, "REDIS_CLUSTER_NODES"],
+    [{ JWT_SECRET: "k".repeat(32), REDIS_CLUSTER_NODES: "rediss://127.0.0.1:7000,redis://127.0.0.1:7001" }, "REDIS_CLUSTER_NODES"],
   ])("refuses %o naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("REDIS_CLUSTER_NODES: seed URLs as a list, credentials and TLS in them", () => {
+    const c = loadConfig({ JWT_SECRET: "k".repeat(32), REDIS_CLUSTER_NODES: " rediss://app:s3cret@10.0.0.1:7000, rediss://app:s3cret@10.0.0.2:7000/ ," });
+    expect(c.redisClusterNodes).toEqual(["rediss://app:s3cret@10.0.0.1:7000", "rediss://app:s3cret@10.0.0.2:7000/"]);
+    expect(c.redisUrl).toBeUndefined();
+    expect(loadConfig({}).redisClusterNodes).toBeUndefined();
+  });
+
+  it("REDIS_URL and REDIS_CLUSTER_NODES together: one line naming both", () => {
+    const env = { JWT_SECRET: "k".repeat(32), REDIS_URL: "redis://127.0.0.1:6390", REDIS_CLUSTER_NODES: "redis://127.0.0.1:7000" };
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow("invalid configuration: set REDIS_URL (one Redis primary) or REDIS_CLUSTER_NODES (a Redis Cluster), not both");
+  });
+
+  it("a bad REDIS_CLUSTER_NODES never echoes its credentials", () => {
+    let message = "";
+    try {
+      loadConfig({ JWT_SECRET: "k".repeat(32), REDIS_CLUSTER_NODES: "redis://app:s3cret@10.0.0.1:7000,redis://10.0.0.2:7000" });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain("REDIS_CLUSTER_NODES");
+    expect(message).not.toContain("s3cret");
   });
 
   it("reads earlier signing keys as a list", () => {
@@ -71,6 +102,17 @@ describe("config", () => {
     const lines = e.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain("PORT");
+  });
+
+  it("REDIS_URL and REDIS_CLUSTER_NODES both set: the node exits 1 with one clear line, before connecting", async () => {
+    const run = promisify(execFile);
+    // Unused ports: a node that tried to connect would hang or log connection errors, not exit 1 at once.
+    const env = { ...process.env, JWT_SECRET: "k".repeat(32), REDIS_URL: "redis://127.0.0.1:1", REDIS_CLUSTER_NODES: "redis://127.0.0.1:2" };
+    const err = await run(process.execPath, ["dist/server/main.js"], { env, timeout: 10_000 }).catch((e: unknown) => e);
+    const e = err as { code: number; stderr: string; stdout: string };
+    expect(e.code).toBe(1);
+    expect(e.stdout).toBe("");
+    expect(e.stderr.trim().split("\n")).toEqual(["invalid configuration: set REDIS_URL (one Redis primary) or REDIS_CLUSTER_NODES (a Redis Cluster), not both"]);
   });
 
   it("CORS_ORIGINS: * alone means any origin; mixed with origins it is refused at start", () => {
@@ -105,6 +147,10 @@ describe("createGatehouse options", () => {
     expect(c.corsOrigins).toEqual(["*"]);
     expect(c.trustProxy).toBe(1);
     expect(c.adminUsername).toBe("boss");
+    expect(configFromOptions({ jwtSecret: "k".repeat(32), redisClusterNodes: ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"] }).redisClusterNodes).toEqual([
+      "redis://10.0.0.1:7000",
+      "redis://10.0.0.2:7000",
+    ]);
     // The host application listens: the default node name is the process, not a port.
     expect(c.nodeId).toMatch(new RegExp(`:${process.pid}$`));
     expect(Object.isFrozen(c)).toBe(true);
@@ -113,6 +159,9 @@ describe("createGatehouse options", () => {
   it.each([
     [{ jwtSecret: "short" }, /^invalid option: jwtSecret/],
     [{ redisUrl: "redis://127.0.0.1:1" }, /jwtSecret is required .* when redisUrl is set/],
+    [{ redisClusterNodes: ["redis://127.0.0.1:1"] }, /jwtSecret is required .* when redisClusterNodes is set/],
+    [{ jwtSecret: "k".repeat(32), redisUrl: "redis://127.0.0.1:1", redisClusterNodes: ["redis://127.0.0.1:2"] }, /^invalid option: set redisUrl .* or redisClusterNodes .*, not both$/],
+    [{ jwtSecret: "k".repeat(32), redisClusterNodes: ["127.0.0.1:2"] }, /^invalid option: redisClusterNodes must be comma-separated redis/],
     [{ jwtSecretPrevious: ["o".repeat(32)] }, /^invalid option: jwtSecretPrevious needs jwtSecret/],
     [{ accessTokenTtl: "forever" }, /^invalid option: accessTokenTtl must be a duration/],
     [{ rateLimitLoginIp: "many" }, /^invalid option: rateLimitLoginIp must be/],

@@ -10,7 +10,7 @@ import { routeLabel, trackRoutePattern } from "./http-metrics";
 export function adminActionLog(log: Logger): RequestHandler {
   return (req, res, next) => {
     if (req.method === "GET" || req.method === "HEAD" || req.method === "OPTIONS") return next();
-    trackRoutePattern(req, res);
+    trackRoutePattern(req);
     res.on("finish", () => {
       if (res.statusCode >= 400 || !req.admin) return;
       log.info({ admin: req.admin.username, adminId: req.admin.id, action: `${req.method} ${routeLabel(res)}`, path: req.originalUrl.split("?")[0] }, "admin action");

@@ -3,23 +3,30 @@ import type { Request, RequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import type { Metrics } from "../../metrics";
 
+const ROUTE = Symbol("gatehouse.route");
+const hookedPrototypes = new WeakSet<object>();
+
 /**
  * The full pattern of the route that matched ("/auth/login", "/sessions/:sessionId"), whatever the
  * status. Taken when express sets req.route: only then is req.baseUrl the router's prefix (a
- * router restores it on the way out, so an error handler answering later saw "/login").
+ * router restores it on the way out, so an error handler answering later saw "/login"). The
+ * accessor goes on the app's request prototype once, not on each request: defining a property
+ * per request object turned every request into a slow dictionary-mode object (seen in profiles).
  */
-export function trackRoutePattern(req: Request, res: Response): void {
-  if (res.locals.routeTracked) return;
-  res.locals.routeTracked = true;
-  let route: unknown = req.route;
-  Object.defineProperty(req, "route", {
+export function trackRoutePattern(req: Request, _res?: Response): void {
+  const proto = Object.getPrototypeOf(req) as object;
+  if (hookedPrototypes.has(proto)) return;
+  hookedPrototypes.add(proto);
+  Object.defineProperty(proto, "route", {
     configurable: true,
     enumerable: true,
-    get: () => route,
-    set: (value: unknown) => {
-      route = value;
+    get(this: Request & { [ROUTE]?: unknown }) {
+      return this[ROUTE];
+    },
+    set(this: Request & { [ROUTE]?: unknown }, value: unknown) {
+      this[ROUTE] = value;
       const path = (value as { path?: unknown } | undefined)?.path;
-      if (typeof path === "string") res.locals.routePattern = `${req.baseUrl}${path}`;
+      if (typeof path === "string" && this.res) this.res.locals.routePattern = `${this.baseUrl}${path}`;
     },
   });
 }
@@ -39,14 +46,15 @@ export function labelRoute(label: string): RequestHandler {
 
 export function httpMetrics(metrics: Metrics, log: Logger): RequestHandler {
   return (req, res, next) => {
-    trackRoutePattern(req, res);
-    const started = process.hrtime.bigint();
+    trackRoutePattern(req);
+    const started = performance.now();
     res.on("finish", () => {
       const route = routeLabel(res);
       metrics.httpRequests.inc({ method: req.method, route, status: res.statusCode });
-      metrics.httpDuration.observe({ method: req.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
-      // Path only: a query string could carry a token someone tried to send there.
-      log.debug({ method: req.method, path: req.path, status: res.statusCode }, "http");
+      metrics.httpDuration.observe({ method: req.method, route }, (performance.now() - started) / 1000);
+      // Path only: a query string could carry a token someone tried to send there. Guarded: the
+      // log object (and req.path's URL parse) would be built for every request otherwise.
+      if (log.isLevelEnabled("debug")) log.debug({ method: req.method, path: req.path, status: res.statusCode }, "http");
     });
     next();
   };
