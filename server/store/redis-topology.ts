@@ -93,6 +93,13 @@ export class Topology {
    * about a second.
    */
   async writeDurably(script: ScriptLike, keys: string[], args: (string | number)[]): Promise<unknown> {
+    const { reply, replicated } = await this.write(script, keys, args);
+    if (!replicated) throw notReplicated();
+    return reply;
+  }
+
+  /** writeDurably's write and WAIT, reporting instead of throwing when no replica acknowledged in time. */
+  async write(script: ScriptLike, keys: string[], args: (string | number)[]): Promise<{ reply: unknown; replicated: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const { node, id } = this.nodeFor(keys[0]!);
       let reply: unknown;
@@ -109,11 +116,8 @@ export class Topology {
         if (!(err instanceof Error && err.name === "ReplyError")) void this.refreshSlots();
         throw err;
       }
-      if (await this.needsWait(node, id)) {
-        const acked = Number(await node.call("WAIT", "1", String(WAIT_REPLICA_MS)));
-        if (acked < 1) throw new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE, "The revocation could not be replicated in time; retry it.");
-      }
-      return reply;
+      const replicated = !(await this.needsWait(node, id)) || Number(await node.call("WAIT", "1", String(WAIT_REPLICA_MS))) >= 1;
+      return { reply, replicated };
     }
   }
 
@@ -213,4 +217,8 @@ export function optionsFromUrl(url: string): RedisOptions {
   const db = u.pathname.replace(/^\//, "");
   if (db) o.db = Number(db);
   return o;
+}
+
+export function notReplicated(): GatehouseError {
+  return new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE, "The revocation could not be replicated in time; retry it.");
 }
