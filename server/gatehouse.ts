@@ -111,7 +111,7 @@ export function createGatehouse(options: GatehouseOptions, deps: GatehouseDeps =
   return buildGatehouse(configFromOptions(options), deps, "pass adminUsername and adminPassword to createGatehouse");
 }
 
-/** The store on one primary or on a Redis Cluster (hash-tagged keys, feed on the {g} slot). */
+/** The store on one primary or on a Redis Cluster: the same store, only its ioredis client differs. */
 function connectRedisStore(target: RedisTarget, logger: Logger): Promise<Store> {
   return "url" in target ? RedisStore.connect({ url: target.url, logger }) : RedisStore.connect({ clusterNodes: target.clusterNodes, logger });
 }

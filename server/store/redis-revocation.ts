@@ -12,10 +12,12 @@ import { ErrorCode, GatehouseError } from "../../shared/errors";
 import { addMark, asStrings } from "./redis-codec";
 import { userIdOfSessionId, type Keys } from "./redis-keys";
 import { scripts } from "./redis-scripts";
-import type { Topology } from "./redis-topology";
+import { notReplicated, type Topology } from "./redis-topology";
 import type { MarkSnapshot, Marks, RevocationChange, RevocationEvent } from "./store";
 
 const SCAN_COUNT = 500;
+const PUBLISH_ATTEMPTS = 5;
+const PUBLISH_RETRY_MS = 200;
 
 export interface Applied {
   event: RevocationEvent;
@@ -83,16 +85,36 @@ export class RedisRevocations {
 
     const keys = [k.user(uid), k.userSessions(uid), k.userMark(uid), k.banMark(uid), k.sessionMark(uid, sid), k.jtiMark(uid, jti), ...sessionKeys];
     const args = [change.kind, now, ctx.markTtlMs, jtiExp, banUntil, banJson, mark, jtiMark, banMark, passwordHash, ifPasswordHash, sid];
-    const r = asStrings(
-      await this.t.writeDurably(scripts.revokeInUserSlot, keys, args).catch((err: unknown) => {
-        if (err instanceof Error && err.message.includes("STALE_PASSWORD")) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
-        throw err;
-      }),
-    );
-    const [at, expiresAt, version, tva] = r;
+    const userStep = await this.t.write(scripts.revokeInUserSlot, keys, args).catch((err: unknown) => {
+      if (err instanceof Error && err.message.includes("STALE_PASSWORD")) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
+      throw err;
+    });
+    const [at, expiresAt, version, tva] = asStrings(userStep.reply);
     const event: Record<string, unknown> = { ...base, at: Number(at), expiresAt: Number(expiresAt) };
     if (change.kind === "user") Object.assign(event, { tokenValidAfter: Number(tva), version: Number(version) });
-    return parseApplied(await this.t.writeDurably(scripts.publishEvent, [k.seq, k.channel], [JSON.stringify(event), this.t.pubsub.publish]));
+    // Announced even when the user step is not replicated (then answered 503): its marks are on the
+    // primary, and should that primary survive, or its replica have them after all, nodes that never
+    // heard of them would keep admitting the tokens they cover (seen in test/cluster/failover).
+    const published = await this.publish(event);
+    if (!userStep.replicated || !published.replicated) throw notReplicated();
+    return parseApplied(published.reply);
+  }
+
+  /**
+   * The {g} step, tried again for about a second if it fails outright: the user step's marks are
+   * written by now, and an event nobody publishes leaves them unannounced. Publishing twice (a
+   * reply lost after the script ran) only gives the event two seqs: applying it is idempotent.
+   */
+  private async publish(event: Record<string, unknown>): Promise<{ reply: unknown; replicated: boolean }> {
+    const args = [JSON.stringify(event), this.t.pubsub.publish];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.t.write(scripts.publishEvent, [this.k.seq, this.k.channel], args);
+      } catch (err) {
+        if (attempt >= PUBLISH_ATTEMPTS - 1) throw err;
+        await new Promise((resolve) => setTimeout(resolve, PUBLISH_RETRY_MS));
+      }
+    }
   }
 
   async currentSeq(): Promise<number> {

@@ -16,6 +16,8 @@ export const WAIT_REPLICA_MS = 1_000;
 const REPLICATION_INFO_MAX_AGE_MS = 5_000;
 const TOPOLOGY_RETRIES = 20;
 const TOPOLOGY_RETRY_MS = 100;
+/** a revocation meeting a slot on the move tries again this often, TOPOLOGY_RETRY_MS apart */
+const MOVING_SLOT_ATTEMPTS = 10;
 
 export interface ScriptLike {
   run(client: RedisClient, keys: string[], args: (string | number)[]): Promise<unknown>;
@@ -86,16 +88,27 @@ export class Topology {
    * Runs `script` on the primary of keys[0]'s slot and, if that primary has (had) replicas, WAITs
    * on the same connection until one holds the write: else GatehouseError(REVOCATION_UNAVAILABLE),
    * the write possibly applied but not promised (revocations are idempotent: the caller retries).
-   * A slot that moved meanwhile (MOVED / ASK) is looked up again once.
+   * A slot that moved (MOVED) is looked up again; one that is moving (ASK, TRYAGAIN: its keys
+   * are split between two primaries for a moment) is tried again until the move is over, for
+   * about a second.
    */
   async writeDurably(script: ScriptLike, keys: string[], args: (string | number)[]): Promise<unknown> {
+    const { reply, replicated } = await this.write(script, keys, args);
+    if (!replicated) throw notReplicated();
+    return reply;
+  }
+
+  /** writeDurably's write and WAIT, reporting instead of throwing when no replica acknowledged in time. */
+  async write(script: ScriptLike, keys: string[], args: (string | number)[]): Promise<{ reply: unknown; replicated: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const { node, id } = this.nodeFor(keys[0]!);
       let reply: unknown;
       try {
         reply = await script.run(node, keys, args);
       } catch (err) {
-        if (attempt < 2 && this.isCluster && err instanceof Error && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.test(err.message)) {
+        const redirect = this.isCluster && err instanceof Error ? /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.exec(err.message)?.[1] : undefined;
+        if (redirect && attempt < MOVING_SLOT_ATTEMPTS) {
+          if (redirect !== "MOVED") await new Promise((r) => setTimeout(r, TOPOLOGY_RETRY_MS));
           await this.refreshSlots();
           continue;
         }
@@ -103,11 +116,8 @@ export class Topology {
         if (!(err instanceof Error && err.name === "ReplyError")) void this.refreshSlots();
         throw err;
       }
-      if (await this.needsWait(node, id)) {
-        const acked = Number(await node.call("WAIT", "1", String(WAIT_REPLICA_MS)));
-        if (acked < 1) throw new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE, "The revocation could not be replicated in time; retry it.");
-      }
-      return reply;
+      const replicated = !(await this.needsWait(node, id)) || Number(await node.call("WAIT", "1", String(WAIT_REPLICA_MS))) >= 1;
+      return { reply, replicated };
     }
   }
 
@@ -207,4 +217,8 @@ export function optionsFromUrl(url: string): RedisOptions {
   const db = u.pathname.replace(/^\//, "");
   if (db) o.db = Number(db);
   return o;
+}
+
+export function notReplicated(): GatehouseError {
+  return new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE, "The revocation could not be replicated in time; retry it.");
 }
