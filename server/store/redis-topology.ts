@@ -43,7 +43,7 @@ export class Topology {
    */
   private readonly replicated = new Set<string>();
   /** when each primary's INFO replication was last read */
-  private readonly replicationReadAt = new Map<string, number>();
+  private readonly replicationRead = new Map<string, { at: number; read: Promise<void> }>();
 
   constructor(
     readonly client: RedisClient,
@@ -175,13 +175,23 @@ export class Topology {
    */
   private async needsWait(node: Redis, id: string): Promise<boolean> {
     if (this.replicated.has(id)) return true;
-    const readAt = this.replicationReadAt.get(id) ?? 0;
-    if (Date.now() - readAt > REPLICATION_INFO_MAX_AGE_MS) {
-      this.replicationReadAt.set(id, Date.now());
-      const info = String(await node.info("replication"));
-      if (Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) > 0) this.replicated.add(id);
+    const last = this.replicationRead.get(id);
+    // Concurrent writes share one read: one that skipped it while another's was in flight went
+    // unWAITed on a primary with a (frozen) replica (found by test/cluster/failover).
+    if (!last || Date.now() - last.at > REPLICATION_INFO_MAX_AGE_MS) {
+      const read = node.info("replication").then((info) => {
+        if (Number(/connected_slaves:(\d+)/.exec(String(info))?.[1] ?? 0) > 0) this.replicated.add(id);
+      });
+      this.replicationRead.set(id, { at: Date.now(), read });
+      read.catch(() => this.replicationRead.delete(id)); // the next write asks again
     }
-    return this.replicated.has(id);
+    const pending = this.replicationRead.get(id);
+    if (!pending) return true;
+    // Not read (the primary did not answer): wait, and let WAIT say whether a replica has it.
+    return pending.read.then(
+      () => this.replicated.has(id),
+      () => true,
+    );
   }
 }
 
