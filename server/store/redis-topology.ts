@@ -12,6 +12,8 @@ export type RedisClient = Redis | Cluster;
 
 /** How long a revocation waits for a replica to hold its write before answering 503. */
 export const WAIT_REPLICA_MS = 1_000;
+/** a revocation write plus its WAIT, queued behind at most a couple of others on its connection */
+const WRITER_COMMAND_TIMEOUT_MS = 2_000 + WAIT_REPLICA_MS;
 /** Single primary: how old the cached replica count may get before it is read again. */
 const REPLICATION_INFO_MAX_AGE_MS = 5_000;
 const TOPOLOGY_RETRIES = 20;
@@ -42,6 +44,8 @@ export class Topology {
    * dropped from CLUSTER SLOTS; writing without it would let a later failover lose a 2xx).
    */
   private readonly replicated = new Set<string>();
+  /** per primary (id), the connection revocations are written and WAITed on */
+  private readonly writers = new Map<string, Redis>();
   /** when each primary's INFO replication was last read */
   private readonly replicationRead = new Map<string, { at: number; read: Promise<void> }>();
 
@@ -78,6 +82,34 @@ export class Topology {
     return { node, id };
   }
 
+  /**
+   * The connection a revocation is written and WAITed on: one per primary, apart from the shared
+   * command connection. WAIT blocks its connection, and on the shared one a replica that stopped
+   * answering stalled every command to that primary (logins, the admin's own checks) behind a
+   * second per queued revocation, until they timed out (found by test/cluster/failover).
+   */
+  private writerFor(id: string, node: Redis): Redis {
+    let writer = this.writers.get(id);
+    if (!writer) {
+      writer = new Redis({
+        ...node.options,
+        connectionName: "gatehouse-revocations",
+        // queued until this new connection is up, then bounded by the timeout like every call
+        enableOfflineQueue: true,
+        commandTimeout: WRITER_COMMAND_TIMEOUT_MS,
+      });
+      writer.on("error", () => undefined); // reported by the calls that fail
+      this.writers.set(id, writer);
+    }
+    return writer;
+  }
+
+  /** Closes the revocation writers (the shared client is the store's to close). */
+  close(): void {
+    for (const w of this.writers.values()) w.disconnect();
+    this.writers.clear();
+  }
+
   /** Every primary's connection (one on a single primary). */
   primaries(): Redis[] {
     const c = this.client;
@@ -101,7 +133,8 @@ export class Topology {
   /** writeDurably's write and WAIT, reporting instead of throwing when no replica acknowledged in time. */
   async write(script: ScriptLike, keys: string[], args: (string | number)[]): Promise<{ reply: unknown; replicated: boolean }> {
     for (let attempt = 0; ; attempt++) {
-      const { node, id } = this.nodeFor(keys[0]!);
+      const { node: shared, id } = this.nodeFor(keys[0]!);
+      const node = this.writerFor(id, shared);
       let reply: unknown;
       try {
         reply = await script.run(node, keys, args);

@@ -311,6 +311,7 @@ export class RedisStore implements Store {
     this.confirmations.clear();
     // Through each subscription's own close, so none reports "lost" on the way out.
     await Promise.all([...this.feeds].map((f) => f.close()));
+    this.t.close();
     await quitClient(this.client);
   }
 
