@@ -14,6 +14,8 @@ export type RedisClient = Redis | Cluster;
 export const WAIT_REPLICA_MS = 1_000;
 /** a revocation write plus its WAIT, queued behind at most a couple of others on its connection */
 const WRITER_COMMAND_TIMEOUT_MS = 2_000 + WAIT_REPLICA_MS;
+/** revocation connections kept open per primary once a burst is over */
+const IDLE_WRITERS_PER_PRIMARY = 4;
 /** Single primary: how old the cached replica count may get before it is read again. */
 const REPLICATION_INFO_MAX_AGE_MS = 5_000;
 const TOPOLOGY_RETRIES = 20;
@@ -44,8 +46,9 @@ export class Topology {
    * dropped from CLUSTER SLOTS; writing without it would let a later failover lose a 2xx).
    */
   private readonly replicated = new Set<string>();
-  /** per primary (id), the connection revocations are written and WAITed on */
-  private readonly writers = new Map<string, Redis>();
+  /** per primary (id), idle connections revocations are written and WAITed on */
+  private readonly writers = new Map<string, Redis[]>();
+  private closed = false;
   /** when each primary's INFO replication was last read */
   private readonly replicationRead = new Map<string, { at: number; read: Promise<void> }>();
 
@@ -83,30 +86,37 @@ export class Topology {
   }
 
   /**
-   * The connection a revocation is written and WAITed on: one per primary, apart from the shared
-   * command connection. WAIT blocks its connection, and on the shared one a replica that stopped
-   * answering stalled every command to that primary (logins, the admin's own checks) behind a
-   * second per queued revocation, until they timed out (found by test/cluster/failover).
+   * The connections revocations are written and WAITed on: per primary, apart from the shared
+   * command connection, and one per revocation in flight. WAIT blocks its connection: on the
+   * shared one a replica that stopped answering stalled every command to that primary (logins, an
+   * admin's checks) behind a second per queued revocation; on one writer per primary the third of
+   * three concurrent revocations timed out behind two WAITs after its write had run, leaving its
+   * marks unannounced (both found by test/cluster/failover).
    */
-  private writerFor(id: string, node: Redis): Redis {
-    let writer = this.writers.get(id);
-    if (!writer) {
-      writer = new Redis({
+  private async withWriter<T>(id: string, node: Redis, fn: (writer: Redis) => Promise<T>): Promise<T> {
+    const idle = this.writers.get(id) ?? [];
+    this.writers.set(id, idle);
+    const writer =
+      idle.pop() ??
+      new Redis({
         ...node.options,
         connectionName: "gatehouse-revocations",
         // queued until this new connection is up, then bounded by the timeout like every call
         enableOfflineQueue: true,
         commandTimeout: WRITER_COMMAND_TIMEOUT_MS,
-      });
-      writer.on("error", () => undefined); // reported by the calls that fail
-      this.writers.set(id, writer);
+      }).on("error", () => undefined); // reported by the calls that fail
+    try {
+      return await fn(writer);
+    } finally {
+      if (idle.length < IDLE_WRITERS_PER_PRIMARY && !this.closed) idle.push(writer);
+      else writer.disconnect();
     }
-    return writer;
   }
 
   /** Closes the revocation writers (the shared client is the store's to close). */
   close(): void {
-    for (const w of this.writers.values()) w.disconnect();
+    this.closed = true;
+    for (const idle of this.writers.values()) for (const w of idle) w.disconnect();
     this.writers.clear();
   }
 
@@ -134,22 +144,34 @@ export class Topology {
   async write(script: ScriptLike, keys: string[], args: (string | number)[]): Promise<{ reply: unknown; replicated: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const { node: shared, id } = this.nodeFor(keys[0]!);
-      const node = this.writerFor(id, shared);
-      let reply: unknown;
+      let outcome: { reply: unknown; replicated: boolean } | "moved";
       try {
-        reply = await script.run(node, keys, args);
+        outcome = await this.withWriter(id, shared, async (node) => {
+          let reply: unknown;
+          try {
+            reply = await script.run(node, keys, args);
+          } catch (err) {
+            const redirect = this.isCluster && err instanceof Error ? /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.exec(err.message)?.[1] : undefined;
+            if (redirect && attempt < MOVING_SLOT_ATTEMPTS) {
+              if (redirect !== "MOVED") await new Promise((r) => setTimeout(r, TOPOLOGY_RETRY_MS));
+              await this.refreshSlots();
+              return "moved" as const;
+            }
+            throw err;
+          }
+          // The write ran: a WAIT that fails or times out means "not known to be replicated", not
+          // an error, so the caller still announces what it wrote.
+          const replicated =
+            !(await this.needsWait(node, id)) || (await node.call("WAIT", "1", String(WAIT_REPLICA_MS)).then((n) => Number(n) >= 1, () => false));
+          return { reply, replicated };
+        });
       } catch (err) {
-        const redirect = this.isCluster && err instanceof Error ? /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.exec(err.message)?.[1] : undefined;
-        if (redirect && attempt < MOVING_SLOT_ATTEMPTS) {
-          if (redirect !== "MOVED") await new Promise((r) => setTimeout(r, TOPOLOGY_RETRY_MS));
-          await this.refreshSlots();
-          continue;
-        }
         // a primary that does not answer may have been failed over: the next call looks again
         if (!(err instanceof Error && err.name === "ReplyError")) void this.refreshSlots();
         throw err;
       }
-      const replicated = !(await this.needsWait(node, id)) || Number(await node.call("WAIT", "1", String(WAIT_REPLICA_MS))) >= 1;
+      if (outcome === "moved") continue;
+      const { reply, replicated } = outcome;
       return { reply, replicated };
     }
   }
