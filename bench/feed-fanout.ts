@@ -4,7 +4,7 @@
  * number of nodes grows. A measurement, not a test: nodes are lightweight subscriber processes
  * (bench/feed/subscriber.ts: receive, validate, confirm) on one machine with Redis.
  *
- *   npm run bench:feed -- [--nodes 3,10,30] [--events 300] [--rate 50] [--redis-cluster]
+ *   npm run bench:feed -- [--nodes 3,10,30] [--events 300] [--rate 50] [--redis-cluster] [--out FILE]
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { writeFileSync, mkdirSync } from "node:fs";
@@ -12,6 +12,7 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
+import { startRedisCluster } from "../scripts/lib/redis-cluster";
 import { startRedis } from "../scripts/lib/redis-server";
 import { RedisStore } from "../server/store/redis";
 import { summarize, round, sleep } from "./lib/stats";
@@ -22,6 +23,7 @@ const { values: args } = parseArgs({
     events: { type: "string", default: "300" },
     rate: { type: "string", default: "50" },
     out: { type: "string", default: "bench/results/feed-latest.json" },
+    "redis-cluster": { type: "boolean", default: false },
   },
 });
 const nodeCounts = args.nodes!.split(",").map(Number);
@@ -37,8 +39,30 @@ interface Sub {
   ask(): Promise<{ cpuUs: number; received: number }>;
 }
 
-function startSubscriber(url: string, nodeId: string): Promise<Sub> {
-  const proc = fork(subscriberFile, [], { env: { ...process.env, REDIS_URL: url, NODE_ID: nodeId }, stdio: ["ignore", "ignore", "inherit", "ipc"] });
+/** One Redis primary, or a local Redis Cluster (3 primaries + 3 replicas): where the feed runs. */
+interface Target {
+  env: Record<string, string>;
+  connect(): Promise<RedisStore>;
+  /** the server that carries the feed ({g}'s primary on a cluster), for its CPU */
+  feedServerUrl(): Promise<string>;
+  stop(): Promise<void>;
+}
+async function startTarget(cluster: boolean): Promise<Target> {
+  if (!cluster) {
+    const redis = await startRedis();
+    return { env: { REDIS_URL: redis.url }, connect: () => RedisStore.connect({ url: redis.url }), feedServerUrl: async () => redis.url, stop: () => redis.stop() };
+  }
+  const rc = await startRedisCluster();
+  return {
+    env: { REDIS_CLUSTER_NODES: rc.nodesEnv },
+    connect: () => RedisStore.connect({ clusterNodes: rc.urls }),
+    feedServerUrl: async () => (await rc.shardOf("{g}")).primary.url,
+    stop: () => rc.stop(),
+  };
+}
+
+function startSubscriber(target: Target, nodeId: string): Promise<Sub> {
+  const proc = fork(subscriberFile, [], { env: { ...process.env, ...target.env, NODE_ID: nodeId }, stdio: ["ignore", "ignore", "inherit", "ipc"] });
   live.add(proc);
   proc.once("exit", () => live.delete(proc));
   const ask = () =>
@@ -65,17 +89,17 @@ async function redisCpuMs(c: Redis): Promise<number> {
 }
 
 async function measure(nodes: number) {
-  const redis = await startRedis();
-  const admin = new Redis(redis.url);
-  const subs = await Promise.all(Array.from({ length: nodes - 1 }, (_, i) => startSubscriber(redis.url, `sub-${i + 1}`)));
+  const target = await startTarget(args["redis-cluster"]!);
+  const admin = new Redis(await target.feedServerUrl());
+  const subs = await Promise.all(Array.from({ length: nodes - 1 }, (_, i) => startSubscriber(target, `sub-${i + 1}`)));
   // The issuer is node 0: it receives its own events too (and confirms them locally).
-  const issuer = await RedisStore.connect({ url: redis.url });
+  const issuer = await target.connect();
   const feed = issuer.subscribe((e) => issuer.acknowledge(e, "issuer"), { onLost: () => undefined, onResumed: () => undefined }, { nodeId: "issuer" });
   await feed.ready;
   const revoke = async (i: number) => {
     const t0 = performance.now();
     const e = await issuer.applyRevocation(
-      { kind: "session", userId: `bench-user-${i}`, sessionId: `bench-session-${i}`, reason: "kicked" },
+      { kind: "session", userId: `bench-user-${i}`, sessionId: `bench-user-${i}.bench-session`, reason: "kicked" },
       { now: Date.now(), markTtlMs: 60_000, nodeId: "issuer" },
     );
     const written = performance.now() - t0;
@@ -111,7 +135,7 @@ async function measure(nodes: number) {
   await feed.close();
   await issuer.close();
   admin.disconnect();
-  await redis.stop();
+  await target.stop();
   const w = summarize(written);
   const c = summarize(confirmed);
   return {
@@ -127,7 +151,7 @@ async function measure(nodes: number) {
 }
 
 const results = [];
-console.log(`feed fan-out: ${events} revocations at ${rate}/s per run; nodes ${nodeCounts.join(", ")} (machine: ${cpus().length} cores)`);
+console.log(`feed fan-out on ${args["redis-cluster"] ? "a Redis Cluster (3+3)" : "one Redis primary"}: ${events} revocations at ${rate}/s per run; nodes ${nodeCounts.join(", ")} (machine: ${cpus().length} cores)`);
 for (const n of nodeCounts) {
   const r = await measure(n);
   results.push(r);
@@ -138,6 +162,6 @@ for (const n of nodeCounts) {
   );
 }
 mkdirSync("bench/results", { recursive: true });
-writeFileSync(args.out!, JSON.stringify({ at: new Date().toISOString(), cores: cpus().length, cpu: cpus()[0]?.model, results }, null, 2));
+writeFileSync(args.out!, JSON.stringify({ at: new Date().toISOString(), topology: args["redis-cluster"] ? "redis-cluster" : "single", cores: cpus().length, cpu: cpus()[0]?.model, results }, null, 2));
 console.log(`written to ${args.out}`);
 process.exit(results.every((r) => r.receivedAll) ? 0 : 1);

@@ -6,7 +6,9 @@
 import { RedisStore } from "../../server/store/redis";
 
 const nodeId = process.env.NODE_ID ?? `sub-${process.pid}`;
-const store = await RedisStore.connect({ url: process.env.REDIS_URL! });
+const store = process.env.REDIS_CLUSTER_NODES
+  ? await RedisStore.connect({ clusterNodes: process.env.REDIS_CLUSTER_NODES.split(",") })
+  : await RedisStore.connect({ url: process.env.REDIS_URL! });
 let received = 0;
 const sub = store.subscribe(
   (e) => {
