@@ -62,6 +62,8 @@ export interface BotPlan {
 
 const LINES = ["gg", "anyone here?", "nice move", "brb", "hello", "lag?", "follow me", "o/"];
 
+const CONNECT_TIMEOUT_MS = 20_000;
+
 export class SoakBot {
   socket: Socket | undefined;
   /** the open connection, if any */
@@ -164,6 +166,16 @@ export class SoakBot {
       };
       socket.once("connect", ok);
       socket.on("connect_error", bad);
+      // A node that keeps refusing at the transport (restarting, starved) must not hold the
+      // harness forever: the bot gives up and is counted as a handshake error.
+      const timer = setTimeout(() => {
+        if (socket.connected) return;
+        socket.off("connect", ok);
+        socket.off("connect_error", bad);
+        socket.disconnect();
+        reject(new Error("no connection within 20 s"));
+      }, CONNECT_TIMEOUT_MS);
+      socket.once("connect", () => clearTimeout(timer));
     });
   }
 

@@ -1,6 +1,7 @@
 /**
- * One file, so these heavy runs (3 nodes and a hundred bots each) never overlap on
- * CI's two cores; the rest of the suite runs beside them on the other worker.
+ * One file, run on its own after the rest of the suite (`npm test` runs it second): these are
+ * load tests (3 nodes and a hundred bots each), and beside the Redis Cluster suites on CI's two
+ * cores they starved until a fault run exceeded its time.
  *
  * The 20-second soak of `npm run soak` (fewer players, same judging): three
  * child-process nodes on their own Redis, players moving, chatting and
