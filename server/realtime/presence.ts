@@ -107,6 +107,8 @@ export class RedisPresence extends MemoryPresence {
   /** socket id -> the entry and whether it is to be written or deleted */
   private readonly pending = new Map<string, { entry: PresenceEntry; live: boolean }>();
   private flushTimer: NodeJS.Timeout | undefined;
+  /** the write of a batch, while in flight */
+  private flushing: Promise<void> | null = null;
 
   constructor(
     private readonly redis: RedisClient,
@@ -152,7 +154,19 @@ export class RedisPresence extends MemoryPresence {
     this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_MS);
   }
 
+  /**
+   * Writes the pending changes. A reader calls it to see its own node's latest changes: it also
+   * waits for a write already in flight (the timer's), whose batch has left `pending` but may not
+   * be in Redis yet (a socket connected just before showed as offline).
+   */
   private async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pending.size === 0) return;
+    this.flushing = this.write().finally(() => (this.flushing = null));
+    await this.flushing;
+  }
+
+  private async write(): Promise<void> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.pending.size === 0) return;
