@@ -395,7 +395,7 @@ export class Revocations {
         this.sweep();
         this.log.info({ seq: snapshot.seq, marks: this.cache.size(), synced: this.synced }, "revocation state loaded");
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, "resync failed; retrying");
+        this.log.warn({ err: (err as Error).message, cause: ((err as Error).cause as Error | undefined)?.message }, "resync failed; retrying");
         this.resyncAgain = true;
       } finally {
         this.resyncing = null;

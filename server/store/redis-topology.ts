@@ -96,19 +96,26 @@ export class Topology {
   private async withWriter<T>(id: string, node: Redis, fn: (writer: Redis) => Promise<T>): Promise<T> {
     const idle = this.writers.get(id) ?? [];
     this.writers.set(id, idle);
-    const writer =
-      idle.pop() ??
-      new Redis({
-        ...node.options,
-        connectionName: "gatehouse-revocations",
-        // queued until this new connection is up, then bounded by the timeout like every call
-        enableOfflineQueue: true,
-        commandTimeout: WRITER_COMMAND_TIMEOUT_MS,
-      }).on("error", () => undefined); // reported by the calls that fail
+    let writer = idle.pop();
+    while (writer && writer.status !== "ready") {
+      writer.disconnect();
+      writer = idle.pop();
+    }
+    writer ??= new Redis({
+      ...node.options,
+      connectionName: "gatehouse-revocations",
+      // queued until this new connection is up, then bounded by the timeout like every call
+      enableOfflineQueue: true,
+      commandTimeout: WRITER_COMMAND_TIMEOUT_MS,
+      // never reconnects (a cluster's node options say so too): a dropped writer is replaced
+      retryStrategy: () => null,
+    }).on("error", () => undefined); // reported by the calls that fail
     try {
       return await fn(writer);
     } finally {
-      if (idle.length < IDLE_WRITERS_PER_PRIMARY && !this.closed) idle.push(writer);
+      // Only a healthy one goes back: a closed one answered "Connection is closed." forever after a
+      // Redis restart (found by test/cluster/redis-restart).
+      if (writer.status === "ready" && idle.length < IDLE_WRITERS_PER_PRIMARY && !this.closed) idle.push(writer);
       else writer.disconnect();
     }
   }
