@@ -23,6 +23,11 @@ export interface RoomBus {
   leave(topic: string): void;
   /** To every other node that joined `topic` (and to this one, which ignores its own messages). */
   publish(topic: string, message: string): void;
+  /**
+   * Resolves once every subscription issued before it on the subscriber connection of `topic`'s
+   * shard is in place (the socket.io adapter's for the room too: it shares that connection).
+   */
+  barrier(topic: string): Promise<void>;
   onMessage(handler: (topic: string, message: string) => void): void;
 }
 
@@ -72,6 +77,16 @@ export class RedisRoomBus implements RoomBus {
     void (this.sharded ? this.pub.spublish(channel, message) : this.pub.publish(channel, message)).catch(() => undefined);
   }
 
+  /** Subscribing again to a channel we hold is a no-op for Redis, answered in order on its connection. */
+  barrier(topic: string): Promise<void> {
+    if (!this.joined.has(topic)) return Promise.resolve();
+    const channel = this.channel(topic);
+    return (this.sharded ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel)).then(
+      () => undefined,
+      () => undefined, // a subscriber down: the join answers anyway, as before
+    );
+  }
+
   onMessage(handler: (topic: string, message: string) => void): void {
     this.handlers.push(handler);
   }
@@ -98,6 +113,7 @@ export class AdapterRoomBus implements RoomBus {
 
   async join(): Promise<void> {}
   leave(): void {}
+  async barrier(): Promise<void> {}
   publish(topic: string, message: string): void {
     this.io.serverSideEmit(AdapterRoomBus.EVENT, topic, message);
   }

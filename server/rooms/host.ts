@@ -169,7 +169,12 @@ export class RoomHost {
     if (def.joinEvent) {
       const join = messageListener(def.joinEvent, { ...base, schema: RoomIdPayload, budget: membership }, async (socket, { roomId }) => {
         await this.hearRoom(roomId);
-        return this.joinLocal(socket, roomId, undefined);
+        const joined = this.joinLocal(socket, roomId, undefined);
+        // The adapter subscribes this node to the room's channel at its first player here, with no
+        // promise to wait on: until then another node's "joined" broadcast is lost (seen on a Redis
+        // Cluster under load). The answer waits until that subscription is in place.
+        await this.bus?.barrier(this.topic(roomId));
+        return joined;
       });
       out.push([def.joinEvent, join]);
     }
@@ -213,6 +218,7 @@ export class RoomHost {
       if (listen) await this.bus!.join(topic);
       if (!socket.connected) return;
       const joined = this.joinLocal(socket, roomId, init);
+      await this.bus?.barrier(topic); // as for a join: the room's adapter channel heard first
       if (this.def.seatedEvent) socket.emit(this.def.seatedEvent, joined);
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message, room: roomId, type: this.def.name }, "could not seat a player");
