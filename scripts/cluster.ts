@@ -4,6 +4,7 @@
  * 3 replicas, in sync before the nodes start) plus N nodes on consecutive ports sharing one
  * generated JWT_SECRET. Prints the URLs and the admin credentials; Ctrl-C stops all.
  */
+import { NO_LIMITS } from "./lib/no-limits";
 import { exitOnHelp, parseCli } from "./lib/cli";
 import { startLocalCluster } from "./lib/local-cluster";
 
@@ -37,7 +38,7 @@ if (!Number.isInteger(basePort) || basePort < 1 || basePort + count > 65535) {
 }
 
 const noLimits: Record<string, string> = values["no-limits"]
-  ? { RATE_LIMIT_LOGIN_IP: "0", RATE_LIMIT_HANDSHAKE_IP: "0", RATE_LIMIT_LOGIN_USER: "0", RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: "0", RATE_LIMIT_REFRESH_IP: "0", RATE_LIMIT_REFRESH_SESSION: "0", RATE_LIMIT_SESSIONS_USER: "0" }
+  ? { ...NO_LIMITS }
   : {};
 const onRedisCluster = values["redis-cluster"];
 if (onRedisCluster) console.log("starting a Redis Cluster (3 primaries + 3 replicas) and waiting until the replicas are in sync...");

@@ -2,6 +2,7 @@
  * What every phase of the bench shares: the parameters (env knobs), the sanity
  * checks list, progress logging, and small helpers over /metrics and /proc.
  */
+import { NO_LIMITS } from "../../scripts/lib/no-limits";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { metric, scrape } from "./api";
@@ -37,10 +38,7 @@ export const params = {
   nodes: 3,
   phases: (only ?? [...PHASES]) as string[],
   clusterEnv: {
-    RATE_LIMIT_LOGIN_IP: "0",
-    RATE_LIMIT_HANDSHAKE_IP: "0",
-    RATE_LIMIT_LOGIN_USER: "0",
-    RATE_LIMIT_REFRESH_SESSION: "0",
+    ...NO_LIMITS,
     // Not "warn": a node prints its `listening on` line at info level, and the
     // cluster helper waits for that line. Nothing is logged at info per request
     // or per socket (http lines are debug), so this costs nothing during the run.

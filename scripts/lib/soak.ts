@@ -9,6 +9,7 @@
  *
  * `runSoak()` is the core that `npm run soak` and test/soak/ call.
  */
+import { NO_LIMITS } from "./no-limits";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -224,10 +225,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       ACCESS_TOKEN_TTL: `${o.accessTtlSec}s`,
       // Immediate reuse detection: the soak presents a rotated token on purpose.
       REFRESH_REUSE_GRACE: "0",
-      RATE_LIMIT_LOGIN_USER: "0",
-      RATE_LIMIT_LOGIN_IP: "0",
-      RATE_LIMIT_HANDSHAKE_IP: "0",
-      RATE_LIMIT_REFRESH_SESSION: "0",
+      ...NO_LIMITS,
       LOG_LEVEL: "warn",
     };
     const startNode = async (i: number, port?: number) => {

@@ -13,15 +13,8 @@ import { emitAck, refusedCode, type TestSocket } from "./sockets";
 import { waitFor } from "./wait";
 
 /** Rate limits off: the tests open many sockets and log in often from one address. */
-export const NO_LIMITS = {
-  RATE_LIMIT_LOGIN_USER: "0",
-  RATE_LIMIT_LOGIN_IP: "0",
-  RATE_LIMIT_HANDSHAKE_IP: "0",
-  RATE_LIMIT_REFRESH_SESSION: "0",
-  RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: "0",
-  RATE_LIMIT_REFRESH_IP: "0",
-  RATE_LIMIT_SESSIONS_USER: "0",
-};
+export { NO_LIMITS } from "../../scripts/lib/no-limits";
+import { NO_LIMITS } from "../../scripts/lib/no-limits";
 
 export type { AnyLocalCluster, LocalCluster, LocalClusterOnRedisCluster, NodeProcess };
 

@@ -18,15 +18,8 @@ export interface TestNode {
 export const TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!!";
 
 /** Env that switches rate limits off unless a test turns one on. */
-export const NO_LIMITS = {
-  RATE_LIMIT_LOGIN_USER: "0",
-  RATE_LIMIT_LOGIN_IP: "0",
-  RATE_LIMIT_HANDSHAKE_IP: "0",
-  RATE_LIMIT_REFRESH_SESSION: "0",
-  RATE_LIMIT_LOGIN_USER_NEW_ADDRESS: "0",
-  RATE_LIMIT_REFRESH_IP: "0",
-  RATE_LIMIT_SESSIONS_USER: "0",
-};
+export { NO_LIMITS } from "../../scripts/lib/no-limits";
+import { NO_LIMITS } from "../../scripts/lib/no-limits";
 
 export async function startNode(env: Record<string, string | undefined> = {}, opts: { clock?: Clock } = {}): Promise<TestNode> {
   const config = loadConfig({
