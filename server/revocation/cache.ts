@@ -8,6 +8,7 @@ import type { AccessClaims } from "../../shared/claims";
 import { ErrorCode } from "../../shared/errors";
 import { RevocationReason } from "../../shared/protocol";
 import type { Ban, Marks, RevocationEvent } from "../store/store";
+import { banMarkExpiry } from "./mark-rules";
 
 type Reason = RevocationReason;
 
@@ -151,8 +152,6 @@ export class RevocationCache {
   }
 
   private setBan(userId: string, ban: Ban, markExpiresAt: number): void {
-    // A banned user gets no new tokens, so the mark need not outlive the tokens it covers.
-    const expiresAt = ban.until === null ? markExpiresAt : Math.min(ban.until, markExpiresAt);
-    this.bans.set(userId, { until: ban.until, expiresAt, reason: "banned" });
+    this.bans.set(userId, { until: ban.until, expiresAt: banMarkExpiry(ban.until, markExpiresAt), reason: "banned" });
   }
 }

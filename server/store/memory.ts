@@ -32,6 +32,7 @@ import {
   type UserRecord,
 } from "./store";
 import { addTo, removeFrom } from "../util/multimap";
+import { banMarkExpiry, globalCutoff, markExpiry, nextSecond } from "../revocation/mark-rules";
 
 const SWEEP_INTERVAL_MS = 5_000;
 const AUDIT_MAX = 10_000;
@@ -213,7 +214,7 @@ export class MemoryStore implements Store {
   async applyRevocation(change: RevocationChange, ctx: { now: number; markTtlMs: number; nodeId: string }): Promise<RevocationEvent> {
     const { now, markTtlMs, nodeId } = ctx;
     this.observe(now);
-    const expiresAt = now + markTtlMs;
+    const expiresAt = markExpiry(now, markTtlMs);
     const event: RevocationEvent = { seq: 0, kind: change.kind, reason: change.reason, at: now, expiresAt, nodeId };
     if ((change.kind === "session" || change.kind === "user") && change.note) event.note = change.note;
 
@@ -263,8 +264,7 @@ export class MemoryStore implements Store {
         break;
       }
       case "global": {
-        // The cutoff only moves forward: tokens issued after the last revoke-all carry its cutoff as iat.
-        const tokenValidAfter = Math.max(nextSecond(now), (this.globalMark?.tokenValidAfter ?? 0) + 1);
+        const tokenValidAfter = globalCutoff(now, this.globalMark?.tokenValidAfter ?? 0);
         this.globalMark = { tokenValidAfter, expiresAt, reason: change.reason };
         this.refreshGeneration++;
         event.tokenValidAfter = tokenValidAfter;
@@ -438,16 +438,6 @@ export class MemoryStore implements Store {
 /** Constant-time comparison of two SHA-256 hex digests. */
 function sameHash(a: string, b: string): boolean {
   return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
-}
-
-/** tokenValidAfter: the next whole second, in seconds (see pitfalls 15). */
-function nextSecond(nowMs: number): number {
-  return Math.floor(nowMs / 1000) + 1;
-}
-
-/** A banned user gets no new tokens, so the ban mark need not outlive the tokens it covers. */
-function banMarkExpiry(until: number | null, markExpiresAt: number): number {
-  return until === null ? markExpiresAt : Math.min(until, markExpiresAt);
 }
 
 function laterMark(prev: Mark | undefined, next: Mark): Mark {

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
+import { banMarkExpiry, markExpiry, nextSecond } from "../revocation/mark-rules";
 import { addMark, asStrings } from "./redis-codec";
 import { userIdOfSessionId, type Keys } from "./redis-keys";
 import { scripts } from "./redis-scripts";
@@ -48,11 +49,13 @@ export class RedisRevocations {
     let jtiExp = 0;
     let mark = "{}";
     let jtiMark = "";
-    let banUntil = "";
+    let banExpiresAt = "";
     let banJson = "";
     let banMark = "{}";
     let passwordHash = "";
     let ifPasswordHash = "";
+    let marksExpireAt = "";
+    let userCutoff = "";
     if (change.kind === "session") {
       sid = change.sessionId;
       base.sessionId = sid;
@@ -74,17 +77,25 @@ export class RedisRevocations {
       if (change.ban) {
         base.ban = change.ban;
         banJson = JSON.stringify(change.ban);
-        banUntil = change.ban.until === null ? "null" : String(change.ban.until);
         banMark = JSON.stringify({ t: "b", userId: uid, until: change.ban.until });
       }
-      // The cutoff is taken on the {g} clock, the one session steps issue tokens on (see RedisStore.sessionStep).
-      now = String(await scripts.userClock.run(this.t.client, [k.userCut], []));
+      // The cutoff is taken on the {g} clock, the one session steps issue tokens on (see RedisStore.sessionStep);
+      // with that time known, the cutoff and expiries are computed here, by the same rules as everywhere.
+      const clock = Number(await scripts.userClock.run(this.t.client, [k.userCut], []));
+      now = String(clock);
+      const expiry = markExpiry(clock, ctx.markTtlMs);
+      marksExpireAt = String(expiry);
+      userCutoff = String(nextSecond(clock));
+      if (change.ban) {
+        const banExp = banMarkExpiry(change.ban.until, expiry);
+        if (banExp > clock) banExpiresAt = String(banExp);
+      }
       // Tidiness only: a session this read misses still cannot refresh (its 'ver' is behind).
       sessionKeys = (await this.t.client.zrange(k.userSessions(uid), 0, -1)).map((s) => k.session(uid, s));
     }
 
     const keys = [k.user(uid), k.userSessions(uid), k.userMark(uid), k.banMark(uid), k.sessionMark(uid, sid), k.jtiMark(uid, jti), ...sessionKeys];
-    const args = [change.kind, now, ctx.markTtlMs, jtiExp, banUntil, banJson, mark, jtiMark, banMark, passwordHash, ifPasswordHash, sid];
+    const args = [change.kind, now, ctx.markTtlMs, jtiExp, banExpiresAt, banJson, mark, jtiMark, banMark, passwordHash, ifPasswordHash, sid, marksExpireAt, userCutoff];
     const userStep = await this.t.write(scripts.revokeInUserSlot, keys, args).catch((err: unknown) => {
       if (err instanceof Error && err.message.includes("STALE_PASSWORD")) throw new GatehouseError(ErrorCode.CREDENTIALS_INVALID);
       throw err;

@@ -4,6 +4,7 @@
  * slot `{<userId>}`, the global slot `{g}`, or one username's key.
  */
 import { createHash } from "node:crypto";
+import { MARK_RULES_LUA } from "../revocation/mark-rules";
 import type { RedisClient } from "./redis-topology";
 
 const NOW_FN = `
@@ -33,9 +34,9 @@ return {redis.call('GET', KEYS[1]) or '0', fmt(cutOf(redis.call('GET', KEYS[2]))
  * compare on one clock), and its cutoff remembered for the rest of that second: a revoke-all in the
  * same second moves its own cutoff past it (see GLOBAL_REVOKE). KEYS: user-cut. Returns now (ms).
  */
-const USER_CLOCK = `${NOW_FN}
+const USER_CLOCK = `${NOW_FN}${MARK_RULES_LUA}
 local now = nowMs()
-local tva = math.floor(now / 1000) + 1
+local tva = nextSecond(now)
 local prev = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tva > prev then redis.call('SET', KEYS[1], fmt(tva), 'PXAT', fmt(tva * 1000)) end
 return fmt(now)`;
@@ -53,21 +54,16 @@ return {event, redis.call(ARGV[2], KEYS[2], event)}`;
 /**
  * Revoke-all, whole in one step: the global mark, the generation (every session that exists now
  * can no longer refresh; durable: no TTL, one key), seq, publish.
- * iat has one-second resolution and tokens issued after a revoke-all carry its cutoff as iat: a
- * second revoke-all within that second must still cut them off, so the cutoff only moves forward;
- * and it passes any user cutoff of its own second (USER_CLOCK), which a token issued before it
- * may carry as iat.
+ * The cutoff only moves forward, past the last one and past any user cutoff of its own second
+ * (USER_CLOCK): mark-rules.ts globalCutoff, here on Redis's clock.
  * KEYS: global mark, gen, seq, channel, user-cut. ARGV: mark TTL ms, event JSON without seq/times,
  * the publish command (see PUBLISH_EVENT).
  */
-const GLOBAL_REVOKE = `${NOW_FN}
+const GLOBAL_REVOKE = `${NOW_FN}${MARK_RULES_LUA}
 local now = nowMs()
-local expiresAt = now + tonumber(ARGV[1])
-local tva = math.floor(now / 1000) + 1
-local prev = cutOf(redis.call('GET', KEYS[1]))
-if prev + 1 > tva then tva = prev + 1 end
+local expiresAt = markExpiry(now, tonumber(ARGV[1]))
 local ucut = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
-if ucut + 1 > tva then tva = ucut + 1 end
+local tva = globalCutoff(now, cutOf(redis.call('GET', KEYS[1])), ucut)
 local times = '"tokenValidAfter":' .. fmt(tva) .. ',"expiresAt":' .. fmt(expiresAt)
 redis.call('SET', KEYS[1], '{"t":"g",' .. times .. '}', 'PXAT', fmt(expiresAt))
 redis.call('INCR', KEYS[2])
@@ -227,19 +223,22 @@ return {'ok', uid, s[10], s[11], ARGV[4], sexp, b[1], b[2], b[3], b[4], b[5], gu
 /**
  * The durable part of a session, user or unban revocation, on the user's slot (the seq and the
  * publish follow on {g}: PUBLISH_EVENT). Times are Redis times: the user slot's TIME, or for a
- * user revocation the {g} clock read just before (ARGV now), which session steps compare with.
+ * user revocation the {g} clock read just before (ARGV now), which session steps compare with;
+ * with that `now` known before the script, the caller computes the user kind's cutoff and
+ * expiries itself (mark-rules.ts) and passes them.
  * KEYS: 1 u, 2 us, 3 m:u, 4 m:b, 5 m:s, 6 m:j, 7.. session keys (the session revoked, or every
  * session the index listed when the caller read it: a session missed by that read still dies,
  * its 'ver' no longer matching the user's).
- * ARGV: 1 kind, 2 now ms|'', 3 mark TTL ms, 4 jti mark expiresAt, 5 ban until ('' no ban, 'null'
- * permanent, else ms), 6 ban JSON, 7 primary mark JSON without its times, 8 jti mark JSON|'',
- * 9 ban mark JSON without expiry, 10 new passwordHash|'', 11 required current passwordHash|'', 12 session id|''.
+ * ARGV: 1 kind, 2 now ms|'', 3 mark TTL ms, 4 jti mark expiresAt, 5 ban mark expiresAt ('' no
+ * ban mark: no ban, or one already over), 6 ban JSON, 7 primary mark JSON without its times,
+ * 8 jti mark JSON|'', 9 ban mark JSON without expiry, 10 new passwordHash|'', 11 required current
+ * passwordHash|'', 12 session id|'', 13 marks' expiresAt|'' (given with now), 14 user cutoff|''.
  * Returns {at, expiresAt, version, tokenValidAfter} (strings; the last two '' unless user).
  */
-const REVOKE_IN_USER_SLOT = `${NOW_FN}
+const REVOKE_IN_USER_SLOT = `${NOW_FN}${MARK_RULES_LUA}
 local kind = ARGV[1]
 local now = tonumber(ARGV[2]) or nowMs()
-local expiresAt = now + tonumber(ARGV[3])
+local expiresAt = tonumber(ARGV[13]) or markExpiry(now, tonumber(ARGV[3]))
 local function withHead(head, json)
   if json == '{}' then return '{' .. head .. '}' end
   return '{' .. head .. ',' .. string.sub(json, 2)
@@ -264,7 +263,7 @@ if kind == 'session' then
 elseif kind == 'user' then
   -- a password change applies only over the hash its caller verified (else a concurrent one won)
   if ARGV[11] ~= '' and redis.call('HGET', KEYS[1], 'passwordHash') ~= ARGV[11] then return redis.error_reply('STALE_PASSWORD') end
-  local tva = fmt(math.floor(now / 1000) + 1)
+  local tva = ARGV[14]
   local version = 0
   -- an unknown user still gets marks, never a half-made record
   if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -277,12 +276,7 @@ elseif kind == 'user' then
   redis.call('DEL', KEYS[2])
   local cut = '"version":' .. fmt(version) .. ',"tokenValidAfter":' .. tva
   redis.call('SET', KEYS[3], withHead(cut .. ',"expiresAt":' .. fmt(expiresAt), ARGV[7]), 'PXAT', fmt(expiresAt))
-  if ARGV[5] ~= '' then
-    -- a banned user gets no new tokens, so the ban mark need not outlive the tokens it covers
-    local banExp = expiresAt
-    if ARGV[5] ~= 'null' and tonumber(ARGV[5]) < banExp then banExp = tonumber(ARGV[5]) end
-    if banExp > now then redis.call('SET', KEYS[4], withHead('"expiresAt":' .. fmt(banExp), ARGV[9]), 'PXAT', fmt(banExp)) end
-  end
+  if ARGV[5] ~= '' then redis.call('SET', KEYS[4], withHead('"expiresAt":' .. ARGV[5], ARGV[9]), 'PXAT', ARGV[5]) end
   return {fmt(now), fmt(expiresAt), fmt(version), tva}
 elseif kind == 'unban' then
   if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HDEL', KEYS[1], 'ban') end
