@@ -92,6 +92,8 @@ export function escapeGlob(s: string): string {
 }
 
 // ---- Redis Cluster key hashing: CRC16 (XMODEM) of the hash tag, mod 16384 ----
+// Not `cluster-key-slot` (what ioredis routes with): it hashes "a{}{b}" by "b", where Redis hashes
+// the whole key (an empty first tag means no tag); checked against CLUSTER KEYSLOT in the unit test.
 
 const CRC16_TABLE = (() => {
   const t = new Uint16Array(256);
