@@ -147,6 +147,16 @@ describe("RedisStore on one primary", () => {
       // it waited for the replica (WAIT's bound), then gave up
       expect(Date.now() - started).toBeGreaterThanOrEqual(900);
       replica.resume();
+      // Back: once it has caught up with the primary (on a busy machine that takes a moment),
+      // revocations are answered again.
+      await waitFor(
+        async () => {
+          const info = await raw.info("replication");
+          const offset = Number(/master_repl_offset:(\d+)/.exec(info)?.[1]);
+          return new RegExp(`slave0:[^\\n]*state=online,offset=${offset},`).test(info);
+        },
+        { message: "replica caught up", timeoutMs: 10_000 },
+      );
       expect((await store.applyRevocation({ kind: "session", userId: u.id, sessionId: sidOf(u.id), reason: "logout" }, { now: Date.now(), ...CTX })).kind).toBe("session");
     } finally {
       replica.resume();
