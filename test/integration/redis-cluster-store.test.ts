@@ -181,17 +181,23 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
   });
   const connect = () => RedisStore.connect({ clusterNodes: cluster.urls });
 
+  /** Subscribes `store` to the feed, recording its events and when it is lost and resumed. */
+  async function recordFeed(store: RedisStore) {
+    const events: RevocationEvent[] = [];
+    const lost = deferred<void>();
+    const resumed = deferred<void>();
+    const sub = store.subscribe((e) => events.push(e), { onLost: () => lost.resolve(), onResumed: () => resumed.resolve() });
+    await sub.ready;
+    return { events, lost, resumed, sub };
+  }
+
   halfMadeNames(() => ({ connect, raw: () => raw }));
   crossSlotSteps(() => ({ connect, raw: () => raw }));
   confirmations(() => ({ connect, raw: () => raw }));
 
   it("the feed follows the {g} slot when it migrates to another primary (Redis unsubscribes it), and snapshots still see every mark", async () => {
     const store = await connect();
-    const events: RevocationEvent[] = [];
-    const lost = deferred<void>();
-    const resumed = deferred<void>();
-    const sub = store.subscribe((e) => events.push(e), { onLost: () => lost.resolve(), onResumed: () => resumed.resolve() });
-    await sub.ready;
+    const { events, lost, resumed, sub } = await recordFeed(store);
     try {
       const u = user();
       await store.createUser(u);
@@ -288,11 +294,7 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
   // Last in this file: it leaves one shard without its replica.
   it("a revocation is answered only once a replica holds it (else 503), so none answered 2xx is lost in a failover; the feed follows the new primary", async () => {
     const store = await connect();
-    const events: RevocationEvent[] = [];
-    const lost = deferred<void>();
-    const resumed = deferred<void>();
-    const sub = store.subscribe((e) => events.push(e), { onLost: () => lost.resolve(), onResumed: () => resumed.resolve() });
-    await sub.ready;
+    const { events, lost, resumed, sub } = await recordFeed(store);
     let after: RedisStore | undefined;
     let frozen: { resume(): void } | undefined;
     try {
