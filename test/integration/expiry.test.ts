@@ -7,7 +7,7 @@ import { connect, emitAck } from "../helpers/sockets";
 
 /** The token's `iat` in ms (claims are not verified here: the server issued this token). */
 function issuedAtMs(token: string): number {
-  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).iat * 1000;
+  return JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).iat * 1000;
 }
 
 describe("live token expiry (4 s access tokens)", () => {
