@@ -82,13 +82,14 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   app.use(gatehouse.httpMetrics);
   if (config.corsOrigins.length > 0) app.use(gatehouse.cors);
   app.use(refuseQueryTokens);
-  // Routers sit under their prefix so a request skips the ones it cannot match in one test;
-  // the hot authenticated routes (/me, /sessions) come right after the probes and the pages.
+  // Routers sit under their prefix so a request skips the ones it cannot match in one test.
+  // The players' routes (/me, /sessions) first: each router a request passes costs it a few
+  // microseconds (measured), and they are called far more often than the probes.
+  app.use(routers.sessions);
   app.use(routers.ops);
-  // Pages before the API routers: the admin API guards everything under /admin, the page included.
+  // Pages before the admin API: it guards everything under /admin, the page included.
   app.use("/static", labelRoute("/static/*"));
   app.use(pageRoutes(deps.publicDir ?? path.join(process.cwd(), "dist", "public")));
-  app.use(routers.sessions);
   app.use("/auth", routers.auth);
   app.use("/admin", routers.admin);
   app.use(notFound);

@@ -244,7 +244,8 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
     // Mounted under /auth and /admin: every path below the prefix is theirs.
     auth: selfContained(null, Router().use(["/login", "/password"], lockoutLog(log)), authRoutes({ accounts, check, revocations, limits, users })),
     admin: selfContained(null, adminActionLog(log), adminRoutes({ check, store, presence, revocations, clock })),
-    sessions: selfContained(["/me", "/sessions"], sessionRoutes({ check, store, users, presence, revocations, clock, limits })),
+    // Flat (see sessionRoutes): a nested router costs microseconds on every /me.
+    sessions: sessionRoutes({ check, store, users, presence, revocations, clock, limits }).use(["/me", "/sessions"], errors),
     ops: opsRoutes({ metrics, readiness, nodeId: config.nodeId }),
   };
 

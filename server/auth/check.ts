@@ -37,8 +37,12 @@ export function createTokenCheck(deps: TokenCheckDeps): TokenCheck {
   };
 }
 
-/** The check as HTTP and socket.io use it. */
-export type LiveTokenCheck = (token: unknown) => Promise<CheckResult>;
+/**
+ * The check as HTTP and socket.io use it: a plain result when the cache can answer alone (no
+ * promise, no microtask on the hot path), a promise only while a store read is needed. Callers
+ * `await` it either way.
+ */
+export type LiveTokenCheck = (token: unknown) => CheckResult | Promise<CheckResult>;
 
 export interface ReadThroughDeps {
   /** false while the feed may have missed revocations */
@@ -56,10 +60,13 @@ export interface ReadThroughDeps {
  * rule inside the check decides.
  */
 export function withReadThrough(check: TokenCheck, deps: ReadThroughDeps): LiveTokenCheck {
-  return async (token: unknown): Promise<CheckResult> => {
+  const decideAfterRead = async (token: unknown, claims: AccessClaims): Promise<CheckResult> => {
+    await deps.readMarksFor(claims);
+    return check(token); // decide again, on the cache with the token's own marks in it
+  };
+  return (token: unknown): CheckResult | Promise<CheckResult> => {
     const result = check(token);
     if (!result.ok || deps.inSync()) return result;
-    await deps.readMarksFor(result.claims);
-    return check(token); // decide again, on the cache with the token's own marks in it
+    return decideAfterRead(token, result.claims);
   };
 }

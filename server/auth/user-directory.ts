@@ -11,6 +11,11 @@ export class UserDirectory {
 
   constructor(private readonly store: Store) {}
 
+  /** the username if this node knows it already (no store read, no promise), else undefined */
+  cachedUsername(userId: string): string | undefined {
+    return this.names.get(userId);
+  }
+
   /** null when the user does not exist (anymore). */
   async usernameOf(userId: string): Promise<string | null> {
     const known = this.names.get(userId);

@@ -99,7 +99,9 @@ describe("the token check", () => {
       },
     });
     const { token } = issue();
-    expect((await live(token)).ok).toBe(true); // in sync: the cache alone decides, no read
+    const inSyncAnswer = live(token);
+    expect(inSyncAnswer).not.toBeInstanceOf(Promise); // in sync: the cache alone decides, at once
+    expect((await inSyncAnswer).ok).toBe(true);
     expect(reads).toEqual([]);
     inSync = false;
     expect(await live("garbage")).toEqual({ ok: false, code: "TOKEN_INVALID" }); // refused before any read
