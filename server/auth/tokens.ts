@@ -66,12 +66,13 @@ export class TokenService {
   private readonly key: KeyObject;
   private readonly previousKeys: readonly KeyObject[];
   /**
-   * Full token string -> its verified claims (frozen). Only the signature and the claims'
+   * Full token string -> its verified result (frozen). Only the signature and the claims'
    * shape are remembered: the key is the whole signed string, so an entry can only ever match
    * the bytes that were verified, and every use still goes through the revocation check.
-   * Map order is the recency order.
+   * Oldest entry out first (Map order): a hit costs one read and no write; a token in constant
+   * use is verified again (one HMAC) only after `verifiedMax` newer tokens.
    */
-  private readonly verified = new Map<string, AccessClaims>();
+  private readonly verified = new Map<string, VerifyResult & { ok: true }>();
   private readonly verifiedMax: number;
 
   constructor(
@@ -127,20 +128,16 @@ export class TokenService {
     if (typeof token === "string") {
       const hit = this.verified.get(token);
       if (hit !== undefined) {
-        if (Math.floor(this.clock.now() / 1000) < hit.exp + CLOCK_TOLERANCE_SEC) {
-          this.verified.delete(token); // re-insert: most recently used last
-          this.verified.set(token, hit);
-          return { ok: true, claims: hit };
-        }
+        if (Math.floor(this.clock.now() / 1000) < hit.claims.exp + CLOCK_TOLERANCE_SEC) return hit;
         this.verified.delete(token);
       }
     }
     const result = this.verifyUncached(token);
-    if (result.ok && this.verifiedMax > 0) {
-      if (this.verified.size >= this.verifiedMax) this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(token as string, result.claims);
-    }
-    return result;
+    if (!result.ok || this.verifiedMax === 0) return result;
+    if (this.verified.size >= this.verifiedMax) this.verified.delete(this.verified.keys().next().value!);
+    const frozen = Object.freeze(result);
+    this.verified.set(token as string, frozen);
+    return frozen;
   }
 
   private verifyUncached(token: unknown): VerifyResult {

@@ -148,17 +148,20 @@ describe("the verified-token cache", () => {
     expect(check(token.slice(0, -2) + last + token.at(-1))).toEqual({ ok: false, code: "TOKEN_INVALID" });
   });
 
-  it("is bounded, dropping the least recently used token first", () => {
+  it("is bounded, dropping the oldest token first (a hit is answered with the remembered result)", () => {
     const clock = { t: 1_700_000_000_500, now() { return this.t; } };
     const tokens = new TokenService(Buffer.alloc(32, 7), { issuer: "gatehouse", audience: "gatehouse-game", accessTtlMs: 60_000, verifiedCacheSize: 2 }, clock);
     const issue = (sid: string) => tokens.issue({ userId: "u1", sessionId: sid, role: "player", version: 0, notBeforeIat: 0 }).token;
     const [a, b, c] = [issue("a"), issue("b"), issue("c")];
-    tokens.verifySignedClaims(a);
-    tokens.verifySignedClaims(b);
-    tokens.verifySignedClaims(a); // a is now the most recent
-    tokens.verifySignedClaims(c); // evicts b
+    const ra = tokens.verifySignedClaims(a);
+    const rb = tokens.verifySignedClaims(b);
+    expect(tokens.verifySignedClaims(a)).toBe(ra); // remembered
+    tokens.verifySignedClaims(c); // evicts a, the oldest (a hit does not reorder)
     expect(tokens.verifiedCacheEntries).toBe(2);
-    expect(tokens.verifySignedClaims(b).ok).toBe(true); // verified again, evicts a
+    expect(tokens.verifySignedClaims(b)).toBe(rb);
+    const again = tokens.verifySignedClaims(a); // verified again, evicts b
+    expect(again).not.toBe(ra);
+    expect(again).toEqual(ra);
     expect(tokens.verifiedCacheEntries).toBe(2);
   });
 
