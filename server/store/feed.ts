@@ -25,8 +25,6 @@ export interface FeedStatusListener {
 }
 
 export interface RevocationFeed {
-  /** "memory" or "redis", as the store it belongs to */
-  readonly kind: "memory" | "redis";
   /**
    * delivers every event published after `ready`, including this node's own;
    * with `nodeId`, also receives the confirmations other nodes send for this node's events

@@ -11,7 +11,6 @@ import type { FeedStatusListener, FeedSubscription, RevocationFeed } from "./fee
 import type { RevocationEvent } from "./store";
 
 export class MemoryFeed implements RevocationFeed {
-  readonly kind = "memory" as const;
   private readonly subscribers = new Set<(e: RevocationEvent) => void>();
   /** the seq of the latest event published: every revocation the store applies is */
   private seq = 0;

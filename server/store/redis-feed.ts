@@ -48,7 +48,6 @@ export interface FeedBase {
 }
 
 export class RedisFeed implements RevocationFeed {
-  readonly kind = "redis" as const;
   /** open subscriptions, closed with the feed */
   private readonly subscriptions = new Set<FeedSubscription>();
   private closed = false;
