@@ -15,6 +15,7 @@ import { Redis } from "ioredis";
 import { startRedisCluster } from "../scripts/lib/redis-cluster";
 import { startRedis } from "../scripts/lib/redis-server";
 import { RedisStore } from "../server/store/redis";
+import { RedisFeed } from "../server/store/redis-feed";
 import { summarize, round, sleep } from "./lib/stats";
 
 const { values: args } = parseArgs({
@@ -94,7 +95,8 @@ async function measure(nodes: number) {
   const subs = await Promise.all(Array.from({ length: nodes - 1 }, (_, i) => startSubscriber(target, `sub-${i + 1}`)));
   // The issuer is node 0: it receives its own events too (and confirms them locally).
   const issuer = await target.connect();
-  const feed = issuer.subscribe((e) => issuer.acknowledge(e, "issuer"), { onLost: () => undefined, onResumed: () => undefined }, { nodeId: "issuer" });
+  const issuerFeed = RedisFeed.for(issuer);
+  const feed = issuerFeed.subscribe((e) => issuerFeed.acknowledge(e, "issuer"), { onLost: () => undefined, onResumed: () => undefined }, { nodeId: "issuer" });
   await feed.ready;
   const revoke = async (i: number) => {
     const t0 = performance.now();
@@ -103,7 +105,7 @@ async function measure(nodes: number) {
       { now: Date.now(), markTtlMs: 60_000, nodeId: "issuer" },
     );
     const written = performance.now() - t0;
-    const missing = await issuer.confirmApplied(e, 1000);
+    const missing = await issuerFeed.confirmApplied(e, 1000);
     return { written, confirmed: performance.now() - t0, missing };
   };
   for (let i = 0; i < 20; i++) await revoke(-1 - i); // warm-up
@@ -133,6 +135,7 @@ async function measure(nodes: number) {
   for (const s of subs) s.proc.send({ type: "stop" });
   await Promise.all(subs.map((s) => new Promise((r) => (s.proc.exitCode !== null ? r(null) : s.proc.once("exit", r)))));
   await feed.close();
+  await issuerFeed.close();
   await issuer.close();
   admin.disconnect();
   await target.stop();

@@ -39,8 +39,11 @@ import { MemoryPresence, RedisPresence, type Presence } from "./realtime/presenc
 import { createRedisClients, redisTargetOf, type RedisClients, type RedisTarget } from "./redis-clients";
 import { RevocationCache } from "./revocation/cache";
 import { Revocations } from "./revocation/revocations";
+import type { RevocationFeed } from "./store/feed";
 import { MemoryStore } from "./store/memory";
+import { MemoryFeed } from "./store/memory-feed";
 import { RedisStore } from "./store/redis";
+import { RedisFeed } from "./store/redis-feed";
 import type { RevocationChange, Store } from "./store/store";
 
 export interface GatehouseDeps {
@@ -94,6 +97,7 @@ export interface Gatehouse {
   // ---- the parts, for the standalone server and tests ----
   readonly clock: Clock;
   readonly store: Store;
+  readonly feed: RevocationFeed;
   readonly cache: RevocationCache;
   readonly revocations: Revocations;
   readonly check: LiveTokenCheck;
@@ -111,9 +115,18 @@ export function createGatehouse(options: GatehouseOptions, deps: GatehouseDeps =
   return buildGatehouse(configFromOptions(options), deps, "pass adminUsername and adminPassword to createGatehouse");
 }
 
-/** The store on one primary or on a Redis Cluster: the same store, only its ioredis client differs. */
-function connectRedisStore(target: RedisTarget, logger: Logger): Promise<Store> {
-  return "url" in target ? RedisStore.connect({ url: target.url, logger }) : RedisStore.connect({ clusterNodes: target.clusterNodes, logger });
+/**
+ * The store and its revocation feed: on Redis (one primary or a Redis Cluster: the same store, only
+ * its ioredis client differs), the feed riding on the store's connections; in memory, a feed the
+ * store publishes into.
+ */
+async function storeAndFeed(target: RedisTarget | null, logger: Logger): Promise<{ store: Store; feed: RevocationFeed }> {
+  if (!target) {
+    const feed = new MemoryFeed();
+    return { store: new MemoryStore({ feed }), feed };
+  }
+  const store = await ("url" in target ? RedisStore.connect({ url: target.url, logger }) : RedisStore.connect({ clusterNodes: target.clusterNodes, logger }));
+  return { store, feed: RedisFeed.for(store) };
 }
 
 /** From an already parsed Config (the standalone server's path). */
@@ -124,13 +137,14 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
 
   // ---- backends, chosen once ----
   const target = redisTargetOf(config);
-  const store: Store = target ? await connectRedisStore(target, log) : new MemoryStore();
+  const { store, feed } = await storeAndFeed(target, log);
   const redis = target ? createRedisClients(target, log) : null;
   if (redis) {
     try {
       await redis.ready();
     } catch (err) {
       await redis.quit();
+      await feed.close();
       await store.close();
       throw err;
     }
@@ -139,7 +153,7 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
 
   // ---- revocation state and the one check ----
   const cache = new RevocationCache();
-  const revocations = new Revocations(store, cache, clock, log, {
+  const revocations = new Revocations(store, feed, cache, clock, log, {
     nodeId: config.nodeId,
     // Marks must outlive every token they cover, including the exp clock tolerance.
     markTtlMs: config.accessTokenTtlMs + (CLOCK_TOLERANCE_SEC + 1) * 1000,
@@ -328,11 +342,14 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
       for (const watch of adminWatches) watch.close();
       await revocations.close();
       await presence.close();
+      // The feed before the store: on Redis it rides on the store's connections.
+      await feed.close();
       await store.close();
       await redis?.quit();
     },
     clock,
     store,
+    feed,
     cache,
     revocations,
     check,

@@ -1,12 +1,14 @@
 /**
  * Revocations on this node: issuing them (durable + published via the store,
- * then applied locally at once) and following the feed (cache + disconnects),
- * with loss detection and resync (contract section 5, pitfalls 1).
+ * then applied locally at once, then confirmed over the feed) and following the
+ * feed (cache + disconnects, acknowledged to the issuer), with loss detection and
+ * resync from the store's snapshots (contract section 5, pitfalls 1).
  */
 import type { Logger } from "pino";
 import type { AccessClaims } from "../../shared/claims";
 import type { Clock } from "../clock";
-import type { FeedSubscription, RevocationChange, RevocationEvent, Store } from "../store/store";
+import type { FeedSubscription, RevocationFeed } from "../store/feed";
+import type { RevocationChange, RevocationEvent, Store } from "../store/store";
 import type { RevocationCache } from "./cache";
 
 export interface RevocationsOptions {
@@ -97,6 +99,8 @@ export class Revocations {
 
   constructor(
     private readonly store: Store,
+    /** the store's feed: events, acknowledgements, the seq probe */
+    private readonly feed: RevocationFeed,
     private readonly cache: RevocationCache,
     private readonly clock: Clock,
     private readonly log: Logger,
@@ -123,7 +127,7 @@ export class Revocations {
   /** Subscribes, then loads the snapshot: resolves once the node is in sync. */
   async start(): Promise<void> {
     this.unsyncedSince = this.clock.now();
-    this.subscription = this.store.subscribe(
+    this.subscription = this.feed.subscribe(
       (e) => this.onFeedEvent(e),
       {
         onLost: () => this.markLost("feed connection lost"),
@@ -154,7 +158,7 @@ export class Revocations {
     });
     this.heldDuringResync?.push(event);
     this.apply(event, "local");
-    const missing = await this.store.confirmApplied(event, CONFIRM_TIMEOUT_MS);
+    const missing = await this.feed.confirmApplied(event, CONFIRM_TIMEOUT_MS);
     if (missing > 0) {
       // A node that got the event but did not confirm in time: stalled, dying, or its
       // confirmation was lost with a dropped connection (then it resyncs anyway).
@@ -265,7 +269,7 @@ export class Revocations {
     // idempotent and enforcement re-checks each socket's claims).
     this.apply(e, "feed");
     // The cache holds the mark now: the issuer may answer its caller.
-    this.store.acknowledge(e, this.opts.nodeId);
+    this.feed.acknowledge(e, this.opts.nodeId);
   }
 
   /**
@@ -281,7 +285,7 @@ export class Revocations {
     const sentAt = this.clock.now();
     let storeSeq: number;
     try {
-      storeSeq = await this.store.currentSeq();
+      storeSeq = await this.feed.currentSeq();
     } catch (err) {
       this.storeUnreachable = true;
       if (this.synced) this.markLost(`store unreachable: ${(err as Error).message}`, sentAt);

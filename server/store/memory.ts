@@ -10,6 +10,9 @@
  *
  * Records are copied in and out, so callers can never mutate stored state
  * (and behave as with Redis, which hands out fresh objects).
+ *
+ * Each revocation applied is published into the MemoryFeed given as `feed` (memory-feed.ts),
+ * which delivers it in-process; the store itself knows nothing of subscribers.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
@@ -17,8 +20,6 @@ import type { AuditEntry } from "../../shared/protocol";
 import {
   REFRESH_TRAIL,
   type CreateSessionResult,
-  type FeedStatusListener,
-  type FeedSubscription,
   type MarkSnapshot,
   type Marks,
   type NewSession,
@@ -31,6 +32,7 @@ import {
   type TokenBasis,
   type UserRecord,
 } from "./store";
+import type { MemoryFeed } from "./memory-feed";
 import { addTo, removeFrom } from "../util/multimap";
 import { banMarkExpiry, globalCutoff, markExpiry, nextSecond } from "../revocation/mark-rules";
 
@@ -65,6 +67,8 @@ interface BanMark extends Mark {
 export interface MemoryStoreOptions {
   /** store time; by default the latest time seen from callers */
   now?: () => number;
+  /** where each applied revocation is published; none: nowhere (a store used without a feed) */
+  feed?: Pick<MemoryFeed, "publish">;
 }
 
 /** How long a new guest account may exist before its first session. */
@@ -91,7 +95,6 @@ export class MemoryStore implements Store {
   private seq = 0;
   /** the memory store never loses its data while the process lives */
   private readonly epoch = randomBytes(8).toString("hex");
-  private readonly subscribers = new Set<(e: RevocationEvent) => void>();
   /** oldest first; listAudit reverses */
   private readonly audit: AuditEntry[] = [];
 
@@ -273,19 +276,9 @@ export class MemoryStore implements Store {
     }
     event.seq = ++this.seq;
 
-    // Durable part done; deliver like a feed would (our own node included).
-    for (const fn of [...this.subscribers]) {
-      try {
-        fn(clone(event));
-      } catch {
-        // A subscriber's failure is its own (Revocations logs its errors); others still get the event.
-      }
-    }
+    // Durable part done: publish (the feed delivers to every subscriber, our own node included).
+    this.opts.feed?.publish(event);
     return event;
-  }
-
-  async currentSeq(): Promise<number> {
-    return this.seq;
   }
 
   async loadMarks(now: number): Promise<MarkSnapshot> {
@@ -320,25 +313,6 @@ export class MemoryStore implements Store {
     };
   }
 
-  subscribe(onEvent: (e: RevocationEvent) => void, _status: FeedStatusListener): FeedSubscription {
-    // In-process delivery cannot be lost, so `status` never fires.
-    this.subscribers.add(onEvent);
-    return {
-      ready: Promise.resolve(),
-      close: async () => {
-        this.subscribers.delete(onEvent);
-      },
-    };
-  }
-
-  acknowledge(_e: RevocationEvent, _nodeId: string): void {
-    // One process: the only node has applied the event before anyone could ask.
-  }
-
-  async confirmApplied(_e: RevocationEvent, _timeoutMs: number): Promise<number> {
-    return 0;
-  }
-
   // ---- audit ----
 
   async appendAudit(entry: AuditEntry): Promise<void> {
@@ -357,7 +331,6 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
-    this.subscribers.clear();
   }
 
   // ---- housekeeping ----

@@ -1,6 +1,9 @@
 /**
- * RedisStore's revocation feed: events and acknowledgements travel on sharded pub/sub channels
- * of the {g} slot (SPUBLISH from inside the script that assigns the seq; SSUBSCRIBE here). The
+ * RedisFeed: the revocation feed (feed.ts) over a RedisStore's Redis. Events and acknowledgements
+ * travel on sharded pub/sub channels of the {g} slot: the store SPUBLISHes each event from inside
+ * the script that assigns its seq (the publish stays atomic with the revocation); this is the
+ * receiving half (SSUBSCRIBE), the acknowledgements and the seq probe. Built with
+ * `RedisFeed.for(store)`, on the store's connections, key names and confirmations. Each
  * subscriber is a plain connection of our own to the primary that serves {g}, on a single primary
  * and on a cluster alike, so this module knows exactly when the subscription holds: any drop
  * (a lost connection, a failover, the slot moving away, which Redis announces with an unsolicited
@@ -11,10 +14,12 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { Confirmations } from "./confirmations";
+import type { FeedStatusListener, FeedSubscription, RevocationFeed } from "./feed";
+import type { RedisStore } from "./redis";
 import { parseAck, parseEvent } from "./redis-codec";
 import type { Keys } from "./redis-keys";
 import type { Topology } from "./redis-topology";
-import type { FeedStatusListener, FeedSubscription, RevocationEvent } from "./store";
+import type { RevocationEvent } from "./store";
 
 export interface StoreLogger {
   warn(obj: object, msg: string): void;
@@ -23,16 +28,75 @@ export interface StoreLogger {
 
 const RETRY_MAX_MS = 1_000;
 
-export interface FeedDeps {
+/** What a RedisFeed shares with the RedisStore it rides on (see RedisStore.feedBase). */
+export interface FeedBase {
   topology: Topology;
   keys: Keys;
   log: StoreLogger;
+  /**
+   * the store's publishes record how many subscribers each event reached (the count SPUBLISH
+   * returns inside its script); the feed counts the acknowledgements against it
+   */
   confirmations: Confirmations;
-  /** options every connection of the store uses (timeouts, no queueing) */
-  baseOptions: RedisOptions;
+  /** reads the seq counter, failing as every store call does (REVOCATION_UNAVAILABLE) */
+  currentSeq(): Promise<number>;
+  /**
+   * the store closes the feed before its own connections, whatever order the owner closes them in
+   * (a feed on a closed store would retry its subscriber forever); a closed store closes it at once
+   */
+  attach(feed: RevocationFeed): void;
 }
 
-export function openFeed(d: FeedDeps, onEvent: (e: RevocationEvent) => void, status: FeedStatusListener, nodeId: string | undefined, onClose: () => void): FeedSubscription {
+export class RedisFeed implements RevocationFeed {
+  /** open subscriptions, closed with the feed */
+  private readonly subscriptions = new Set<FeedSubscription>();
+  private closed = false;
+
+  private constructor(private readonly base: FeedBase) {}
+
+  /** The feed of `store`'s Redis: the channels its applyRevocation publishes on. */
+  static for(store: RedisStore): RedisFeed {
+    const base = store.feedBase();
+    const feed = new RedisFeed(base);
+    base.attach(feed);
+    return feed;
+  }
+
+  subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener, opts: { nodeId?: string } = {}): FeedSubscription {
+    if (this.closed) {
+      const ready = Promise.reject(new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE));
+      ready.catch(() => {});
+      return { ready, close: async () => {} };
+    }
+    const sub: FeedSubscription = openSubscription(this.base, onEvent, status, opts.nodeId, () => this.subscriptions.delete(sub));
+    this.subscriptions.add(sub);
+    return sub;
+  }
+
+  acknowledge(e: RevocationEvent, nodeId: string): void {
+    // Our own event: counted here, no round trip through Redis.
+    if (e.nodeId === nodeId) return this.base.confirmations.confirm(e.seq);
+    sendAck(this.base.topology, this.base.keys, e);
+  }
+
+  confirmApplied(e: RevocationEvent, timeoutMs: number): Promise<number> {
+    return this.base.confirmations.wait(e.seq, timeoutMs);
+  }
+
+  currentSeq(): Promise<number> {
+    return this.base.currentSeq();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.base.confirmations.clear();
+    // Through each subscription's own close, so none reports "lost" on the way out.
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+  }
+}
+
+function openSubscription(d: FeedBase, onEvent: (e: RevocationEvent) => void, status: FeedStatusListener, nodeId: string | undefined, onClose: () => void): FeedSubscription {
   const { log, confirmations } = d;
   const channel = d.keys.channel;
   const ackChannel = nodeId === undefined ? null : d.keys.acks(nodeId);
@@ -109,7 +173,7 @@ export function openFeed(d: FeedDeps, onEvent: (e: RevocationEvent) => void, sta
     }
     if (closed) return;
     const conn = new Redis({
-      ...d.baseOptions,
+      enableReadyCheck: true,
       ...target,
       // We subscribe ourselves on 'ready' and reconnect ourselves (to whichever node serves {g} then).
       retryStrategy: () => null,
@@ -178,7 +242,7 @@ export function openFeed(d: FeedDeps, onEvent: (e: RevocationEvent) => void, sta
 }
 
 /** Tells the issuer of `e` that `nodeId` applied it (lost with a dropped connection like any publish: the issuer stops waiting at its timeout). */
-export function sendAck(topology: Topology, keys: Keys, e: RevocationEvent): void {
+function sendAck(topology: Topology, keys: Keys, e: RevocationEvent): void {
   const c = topology.client;
   (topology.pubsub.publish === "SPUBLISH" ? c.spublish(keys.acks(e.nodeId), String(e.seq)) : c.publish(keys.acks(e.nodeId), String(e.seq))).catch(() => {});
 }

@@ -44,6 +44,10 @@
  * agree; record expiries use the caller's `now`. Revocation writes wait for a replica where the
  * primary has one (contract section 5 "Failover").
  *
+ * The revocation events this store publishes (from inside its scripts) are received by the
+ * RedisFeed beside it (redis-feed.ts, built with `RedisFeed.for(store)`), which rides on this
+ * store's connections and closes before them.
+ *
  * Every Redis failure surfaces as GatehouseError(REVOCATION_UNAVAILABLE) (503);
  * the command client does not queue or resend, so calls fail fast in an outage.
  */
@@ -51,7 +55,8 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { AuditEntry } from "../../shared/protocol";
 import { Confirmations } from "./confirmations";
-import { errMessage, openFeed, quitClient, sendAck, type StoreLogger } from "./redis-feed";
+import type { RevocationFeed } from "./feed";
+import { errMessage, quitClient, type FeedBase, type StoreLogger } from "./redis-feed";
 import { Keys } from "./redis-keys";
 import { migrateLegacyLayout } from "./redis-legacy";
 import { RedisRevocations } from "./redis-revocation";
@@ -60,8 +65,6 @@ import { clusterOptions, optionsFromUrl, Topology, type RedisClient } from "./re
 import { RedisUsers } from "./redis-users";
 import {
   type CreateSessionResult,
-  type FeedStatusListener,
-  type FeedSubscription,
   type MarkSnapshot,
   type Marks,
   type NewSession,
@@ -100,9 +103,10 @@ const retryStrategy = (attempt: number): number => Math.min(attempt * 100, 1000)
 
 export class RedisStore implements Store {
   readonly kind = "redis" as const;
-  /** open feed subscriptions, closed with the store */
-  private readonly feeds = new Set<FeedSubscription>();
+  /** the feeds riding on this store's connections (RedisFeed.for), closed before them */
+  private readonly feeds = new Set<RevocationFeed>();
   private closed = false;
+  /** how many subscribers each of this store's publishes reached, for the feed's acknowledgements */
   private readonly confirmations = new Confirmations();
   private readonly users: RedisUsers;
   private readonly revocations: RedisRevocations;
@@ -228,10 +232,6 @@ export class RedisStore implements Store {
     });
   }
 
-  currentSeq(): Promise<number> {
-    return this.run(() => this.revocations.currentSeq());
-  }
-
   loadMarksFor(keys: { userId: string; sessionId: string; jti: string }, now: number): Promise<Marks> {
     return this.run(() => this.revocations.loadMarksFor(keys, now));
   }
@@ -240,25 +240,19 @@ export class RedisStore implements Store {
     return this.run(() => this.revocations.loadMarks(now));
   }
 
-  acknowledge(e: RevocationEvent, nodeId: string): void {
-    if (e.nodeId === nodeId) return this.confirmations.confirm(e.seq);
-    sendAck(this.t, this.k, e);
-  }
-
-  confirmApplied(e: RevocationEvent, timeoutMs: number): Promise<number> {
-    return this.confirmations.wait(e.seq, timeoutMs);
-  }
-
-  subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener, opts: { nodeId?: string } = {}): FeedSubscription {
-    if (this.closed) {
-      const ready = Promise.reject(new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE));
-      ready.catch(() => {});
-      return { ready, close: async () => {} };
-    }
-    const deps = { topology: this.t, keys: this.k, log: this.log, confirmations: this.confirmations, baseOptions: { enableReadyCheck: true } };
-    const feed: FeedSubscription = openFeed(deps, onEvent, status, opts.nodeId, () => this.feeds.delete(feed));
-    this.feeds.add(feed);
-    return feed;
+  /** What RedisFeed.for(store) builds on; not for other callers. */
+  feedBase(): FeedBase {
+    return {
+      topology: this.t,
+      keys: this.k,
+      log: this.log,
+      confirmations: this.confirmations,
+      currentSeq: () => this.run(() => this.revocations.currentSeq()),
+      attach: (feed) => {
+        if (this.closed) void feed.close();
+        else this.feeds.add(feed);
+      },
+    };
   }
 
   // ---- audit ----
@@ -308,9 +302,9 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.confirmations.clear();
-    // Through each subscription's own close, so none reports "lost" on the way out.
+    // The feeds' subscribers first: they ride on this store's topology.
     await Promise.all([...this.feeds].map((f) => f.close()));
+    this.confirmations.clear();
     this.t.close();
     await quitClient(this.client);
   }

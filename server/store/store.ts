@@ -1,8 +1,11 @@
 /**
- * The Store: users, sessions, refresh tokens, revocation marks + the revocation
- * feed's durable half, and the audit log. Two backends: MemoryStore (embedded
- * mode) and RedisStore (cluster mode), chosen once in app.ts. Both pass the same
- * contract suite (test/integration/store.contract.test.ts).
+ * The Store: users, sessions, refresh tokens, revocation marks (each revocation made
+ * durable, numbered and published in one atomic step), and the audit log. Two backends:
+ * MemoryStore (embedded mode) and RedisStore (cluster mode), chosen once in gatehouse.ts.
+ * Both pass the same contract suite (test/integration/store.contract.test.ts).
+ *
+ * The receiving half of what applyRevocation publishes (subscriptions, acknowledgements,
+ * the seq probe) is the RevocationFeed beside it (feed.ts), built with the store.
  *
  * Times are epoch milliseconds everywhere, taken from the `now` the caller passes
  * (the injected clock), never from Date.now() inside a backend, so tests can
@@ -182,21 +185,6 @@ export interface MarkSnapshot extends Marks {
   seq: number;
 }
 
-export interface FeedSubscription {
-  /** resolves once subscribed (events published after this are delivered) */
-  ready: Promise<void>;
-  close(): Promise<void>;
-}
-
-export interface FeedStatusListener {
-  /** the subscription dropped: events may be lost until the next `resumed` */
-  onLost(): void;
-  /** subscribed again; the caller must resync from a snapshot before trusting its cache */
-  onResumed(): void;
-  /** a message on the feed's channels was malformed or hostile and was dropped, never applied */
-  onRejected?(): void;
-}
-
 export interface Store {
   /** "memory" or "redis", for logs and /readyz */
   readonly kind: "memory" | "redis";
@@ -240,28 +228,14 @@ export interface Store {
 
   // ---- revocation ----
   /**
-   * durable + seq + publish in one atomic step; `markTtlMs` is how long marks
-   * must live (the longest access-token lifetime they cover, plus clock tolerance).
+   * durable + seq + publish (to the store's RevocationFeed) in one atomic step; `markTtlMs` is how
+   * long marks must live (the longest access-token lifetime they cover, plus clock tolerance).
    */
   applyRevocation(change: RevocationChange, ctx: { now: number; markTtlMs: number; nodeId: string }): Promise<RevocationEvent>;
-  /** the seq of the latest revocation applied (a cheap probe for missed feed events) */
-  currentSeq(): Promise<number>;
   /** every live mark (expiresAt > now) and the seq they reflect */
   loadMarks(now: number): Promise<MarkSnapshot>;
   /** the live marks that could cover one token: its jti, session, user, ban, and the global one */
   loadMarksFor(keys: { userId: string; sessionId: string; jti: string }, now: number): Promise<Marks>;
-  /**
-   * delivers every event published after `ready`, including this node's own;
-   * with `nodeId`, also receives the confirmations other nodes send for this node's events
-   */
-  subscribe(onEvent: (e: RevocationEvent) => void, status: FeedStatusListener, opts?: { nodeId?: string }): FeedSubscription;
-  /** tells the event's issuer that the node `nodeId` has applied it (received over the feed) */
-  acknowledge(e: RevocationEvent, nodeId: string): void;
-  /**
-   * for an event this store just applied: resolves once every node that received it over the
-   * feed has acknowledged it, or after `timeoutMs`, with how many had not
-   */
-  confirmApplied(e: RevocationEvent, timeoutMs: number): Promise<number>;
 
   // ---- audit ----
   appendAudit(entry: AuditEntry): Promise<void>;

@@ -10,6 +10,7 @@ import { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../shared/errors";
 import { RedisStore } from "../../server/store/redis";
+import { RedisFeed } from "../../server/store/redis-feed";
 import { keySlot } from "../../server/store/redis-keys";
 import { NAME_CLAIM_GRACE_MS } from "../../server/store/redis-users";
 import type { RevocationEvent, UserRecord } from "../../server/store/store";
@@ -91,28 +92,6 @@ function crossSlotSteps(t: () => Topo): void {
   });
 }
 
-/** The feed's confirmations travel on the {g} slot's channels too. */
-function confirmations(t: () => Topo): void {
-  it("an issuer hears every node that received its event confirm it", async () => {
-    const issuer = await t().connect();
-    const peer = await t().connect();
-    try {
-      let peerAcks = false;
-      const mine = issuer.subscribe((e) => issuer.acknowledge(e, "a"), { onLost: () => {}, onResumed: () => {} }, { nodeId: "a" });
-      const theirs = peer.subscribe((e) => peerAcks && peer.acknowledge(e, "b"), { onLost: () => {}, onResumed: () => {} }, { nodeId: "b" });
-      await Promise.all([mine.ready, theirs.ready]);
-      const revokeAll = () => issuer.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX, nodeId: "a" });
-      // the publish reached both subscribers: one that stays silent is missing
-      expect(await issuer.confirmApplied(await revokeAll(), 300)).toBe(1);
-      peerAcks = true;
-      expect(await issuer.confirmApplied(await revokeAll(), 5_000)).toBe(0);
-    } finally {
-      await issuer.close();
-      await peer.close();
-    }
-  });
-}
-
 describe("RedisStore on one primary", () => {
   let server: RedisProcess;
   let raw: Redis;
@@ -126,7 +105,6 @@ describe("RedisStore on one primary", () => {
   });
   halfMadeNames(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
   crossSlotSteps(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
-  confirmations(() => ({ connect: () => RedisStore.connect({ url: server.url }), raw: () => raw }));
 
   it("with a replica, a revocation waits for it: a frozen replica means 503, not an unreplicated 2xx", async () => {
     // No RDB file anywhere: the primary streams the sync, the replica keeps its files in a temp dir.
@@ -181,23 +159,23 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
   });
   const connect = () => RedisStore.connect({ clusterNodes: cluster.urls });
 
-  /** Subscribes `store` to the feed, recording its events and when it is lost and resumed. */
+  /** Subscribes to `store`'s feed, recording its events and when it is lost and resumed. */
   async function recordFeed(store: RedisStore) {
     const events: RevocationEvent[] = [];
     const lost = deferred<void>();
     const resumed = deferred<void>();
-    const sub = store.subscribe((e) => events.push(e), { onLost: () => lost.resolve(), onResumed: () => resumed.resolve() });
+    const feed = RedisFeed.for(store);
+    const sub = feed.subscribe((e) => events.push(e), { onLost: () => lost.resolve(), onResumed: () => resumed.resolve() });
     await sub.ready;
-    return { events, lost, resumed, sub };
+    return { events, lost, resumed, feed };
   }
 
   halfMadeNames(() => ({ connect, raw: () => raw }));
   crossSlotSteps(() => ({ connect, raw: () => raw }));
-  confirmations(() => ({ connect, raw: () => raw }));
 
   it("the feed follows the {g} slot when it migrates to another primary (Redis unsubscribes it), and snapshots still see every mark", async () => {
     const store = await connect();
-    const { events, lost, resumed, sub } = await recordFeed(store);
+    const { events, lost, resumed, feed } = await recordFeed(store);
     try {
       const u = user();
       await store.createUser(u);
@@ -212,7 +190,7 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
       expect(snap.seq).toBe(next.seq);
       expect(snap.bans.map((b) => b.userId)).toContain(u.id);
     } finally {
-      await sub.close();
+      await feed.close();
       await store.close();
     }
   }, 60_000);
@@ -294,7 +272,7 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
   // Last in this file: it leaves one shard without its replica.
   it("a revocation is answered only once a replica holds it (else 503), so none answered 2xx is lost in a failover; the feed follows the new primary", async () => {
     const store = await connect();
-    const { events, lost, resumed, sub } = await recordFeed(store);
+    const { events, lost, resumed, feed } = await recordFeed(store);
     let after: RedisStore | undefined;
     let frozen: { resume(): void } | undefined;
     try {
@@ -345,7 +323,7 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
       await waitFor(() => events.some((e) => e.seq === next.seq), { timeoutMs: 10_000, message: "an event after the failover delivered" });
     } finally {
       frozen?.resume(); // a frozen process would not stop with the cluster
-      await sub.close();
+      await feed.close();
       await store.close();
       await after?.close();
     }

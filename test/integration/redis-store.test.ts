@@ -1,13 +1,15 @@
 /**
- * RedisStore behaviour the contract cannot show on MemoryStore: the feed
- * losing and regaining its subscription, malformed messages, and failing
+ * RedisStore and RedisFeed behaviour the contracts cannot show on memory: the
+ * feed losing and regaining its subscription, malformed messages, and failing
  * fast (503) while Redis is down, then recovering after a restart.
  */
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
+import type { FeedSubscription } from "../../server/store/feed";
 import { RedisStore } from "../../server/store/redis";
-import type { FeedSubscription, RevocationEvent, UserRecord } from "../../server/store/store";
+import { RedisFeed } from "../../server/store/redis-feed";
+import type { RevocationEvent, UserRecord } from "../../server/store/store";
 import { freePort, startRedis, type RedisProcess } from "../helpers/redis-server";
 import { deferred, waitFor, within, type Deferred } from "../helpers/wait";
 
@@ -35,8 +37,8 @@ class FeedProbe {
   resumed: Deferred<void> = deferred();
   sub!: FeedSubscription;
 
-  constructor(store: RedisStore) {
-    this.sub = store.subscribe((e) => this.events.push(e), {
+  constructor(feed: RedisFeed) {
+    this.sub = feed.subscribe((e) => this.events.push(e), {
       onLost: () => {
         this.lostCount++;
         this.lost.resolve();
@@ -57,6 +59,7 @@ class FeedProbe {
 describe("RedisStore on a real redis-server", () => {
   let server: RedisProcess;
   let store: RedisStore;
+  let feed: RedisFeed;
   let probe: FeedProbe;
   let admin: Redis | undefined;
 
@@ -77,11 +80,13 @@ describe("RedisStore on a real redis-server", () => {
   beforeEach(async () => {
     await adminClient().flushdb();
     store = await RedisStore.connect({ url: server.url, keyPrefix: "t:" });
-    probe = new FeedProbe(store);
+    feed = RedisFeed.for(store);
+    probe = new FeedProbe(feed);
     await probe.sub.ready;
   });
   afterEach(async () => {
     await probe.sub.close();
+    await feed.close();
     await store.close();
     admin?.disconnect();
     admin = undefined;
@@ -96,39 +101,6 @@ describe("RedisStore on a real redis-server", () => {
     const e = await store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), ...CTX });
     await waitFor(() => probe.events.length === 1, { message: "event after resume" });
     expect(probe.events[0]).toEqual(e);
-  });
-
-  it("confirmApplied waits until every node that received the event acknowledged it, else reports the missing", async () => {
-    await probe.sub.close(); // a subscriber that never acknowledges would count as a receiver
-    const quiet = { onLost: () => {}, onResumed: () => {} };
-    const peer = await RedisStore.connect({ url: server.url, keyPrefix: "t:" });
-    try {
-      const held: RevocationEvent[] = [];
-      let peerAcknowledges = true;
-      const subA = store.subscribe((e) => store.acknowledge(e, "a"), quiet, { nodeId: "a" });
-      const subB = peer.subscribe((e) => (peerAcknowledges ? peer.acknowledge(e, "b") : held.push(e)), quiet, { nodeId: "b" });
-      await Promise.all([subA.ready, subB.ready]);
-      const revokeAll = () => store.applyRevocation({ kind: "global", reason: "revoked_all" }, { now: Date.now(), markTtlMs: 60_000, nodeId: "a" });
-
-      // Both subscribers (A's own and B) confirm.
-      expect(await store.confirmApplied(await revokeAll(), 10_000)).toBe(0);
-
-      // B holds its confirmation: the issuer keeps waiting until B sends it.
-      peerAcknowledges = false;
-      const e2 = await revokeAll();
-      let settled = false;
-      const waiting = store.confirmApplied(e2, 10_000).then((missing) => ((settled = true), missing));
-      await waitFor(() => held.length === 1, { message: "B received the event" });
-      expect(settled).toBe(false);
-      peer.acknowledge(held[0]!, "b");
-      expect(await waiting).toBe(0);
-
-      // B never confirms: the wait ends at its timeout and says one node is missing.
-      const e3 = await revokeAll();
-      expect(await store.confirmApplied(e3, 200)).toBe(1);
-    } finally {
-      await peer.close();
-    }
   });
 
   it("drops malformed feed messages and keeps delivering", async () => {
@@ -179,12 +151,14 @@ describe("RedisStore on a real redis-server", () => {
     expect((err as GatehouseError).code).toBe(ErrorCode.REVOCATION_UNAVAILABLE);
   });
 
-  it("closing the store closes its subscriptions without reporting a loss", async () => {
+  it("closing the store first closes its feed's subscriptions (they ride on its connections) without reporting a loss", async () => {
     const other = await RedisStore.connect({ url: server.url, keyPrefix: "t:" });
-    const p = new FeedProbe(other);
+    const otherFeed = RedisFeed.for(other);
+    const p = new FeedProbe(otherFeed);
     await p.sub.ready;
     await other.close();
     await p.sub.close(); // idempotent
+    expect(await codeOf(otherFeed.subscribe(() => {}, { onLost: () => {}, onResumed: () => {} }).ready)).toBe(ErrorCode.REVOCATION_UNAVAILABLE);
     await new Promise((r) => setTimeout(r, 50));
     expect([p.lostCount, p.resumedCount]).toEqual([0, 0]);
     expect(await other.ping()).toBe(false);
@@ -236,7 +210,7 @@ describe("RedisStore over a dataset of the layout before hash tags", () => {
       try {
         expect(await store.getUserByUsername("oldie")).toMatchObject({ id: "old1", version: 2, passwordHash: "scrypt$x" });
         expect((await store.searchUsers("old", 10)).map((u) => u.id)).toEqual(["old1"]);
-        expect(await store.currentSeq()).toBe(7);
+        expect(await RedisFeed.for(store).currentSeq()).toBe(7);
         const snap = await store.loadMarks(now);
         expect(snap.global?.tokenValidAfter).toBe(tva);
         expect(await raw.exists("gh:s:oldsession", "gh:us:old1", "gh:u:old1")).toBe(0);

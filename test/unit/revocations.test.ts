@@ -8,20 +8,18 @@ import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { RevocationCache } from "../../server/revocation/cache";
 import { Revocations } from "../../server/revocation/revocations";
+import type { FeedStatusListener } from "../../server/store/feed";
 import { MemoryStore } from "../../server/store/memory";
-import type { FeedStatusListener, MarkSnapshot, RevocationEvent } from "../../server/store/store";
+import { MemoryFeed } from "../../server/store/memory-feed";
+import type { MarkSnapshot, RevocationEvent } from "../../server/store/store";
 
 const empty = (seq: number, epoch: string): MarkSnapshot => ({ epoch, seq, jtis: [], sessions: [], users: [], bans: [], global: null });
 
-/** A MemoryStore whose feed we can drop and whose snapshots we can hold back. */
-class ControlledStore extends MemoryStore {
+/** A MemoryFeed we deliver to and drop by hand, and whose seq probe we can move. */
+class ControlledFeed extends MemoryFeed {
   deliver: (e: RevocationEvent) => void = () => undefined;
   status: FeedStatusListener | undefined;
-  nextSnapshot: MarkSnapshot | undefined;
-  pendingLoad: ((s: MarkSnapshot) => void) | undefined;
-  hold = false;
-  loads = 0;
-  /** what currentSeq() answers, when set */
+  /** what currentSeq() answers (and the store's snapshots carry), when set */
   seqOverride: number | undefined;
   override async currentSeq(): Promise<number> {
     return this.seqOverride ?? super.currentSeq();
@@ -31,12 +29,27 @@ class ControlledStore extends MemoryStore {
     this.status = status;
     return { ready: Promise.resolve(), close: async () => undefined };
   }
+}
+
+/** A MemoryStore whose snapshots we can hold back. */
+class ControlledStore extends MemoryStore {
+  nextSnapshot: MarkSnapshot | undefined;
+  pendingLoad: ((s: MarkSnapshot) => void) | undefined;
+  hold = false;
+  loads = 0;
+  constructor(
+    private readonly controlled: ControlledFeed,
+    now: () => number,
+  ) {
+    super({ feed: controlled, now });
+  }
   override async loadMarks(now: number): Promise<MarkSnapshot> {
     this.loads++;
     let snap = this.nextSnapshot;
     if (!snap) {
       const base = await super.loadMarks(now);
-      snap = this.seqOverride !== undefined ? { ...base, seq: this.seqOverride } : base;
+      const seq = this.controlled.seqOverride;
+      snap = seq !== undefined ? { ...base, seq } : base;
     }
     const ready = snap;
     if (!this.hold) return ready;
@@ -46,11 +59,12 @@ class ControlledStore extends MemoryStore {
 
 function setup(maxStalenessMs = 1000) {
   const clock = { t: 1_000_000, now() { return this.t; } };
-  const store = new ControlledStore({ now: () => clock.t });
+  const feed = new ControlledFeed();
+  const store = new ControlledStore(feed, () => clock.t);
   const cache = new RevocationCache();
   const enforced: RevocationEvent[] = [];
   let sweeps = 0;
-  const rev = new Revocations(store, cache, clock, pino({ level: "silent" }), {
+  const rev = new Revocations(store, feed, cache, clock, pino({ level: "silent" }), {
     nodeId: "me",
     markTtlMs: 60_000,
     maxStalenessMs,
@@ -61,25 +75,25 @@ function setup(maxStalenessMs = 1000) {
     seq, kind: "session", sessionId, userId: "u", reason: "logout", at: clock.t, expiresAt: clock.t + 60_000, nodeId: "other",
   });
   const claims = (sid: string) => ({ sub: "u", sid, jti: `j-${sid}`, ver: 0, iat: 1000 });
-  return { clock, store, cache, rev, enforced, ev, claims, sweeps: () => sweeps };
+  return { clock, store, feed, cache, rev, enforced, ev, claims, sweeps: () => sweeps };
 }
 
 describe("Revocations (feed follower)", () => {
   it("starts in sync and applies feed events to the cache and to sockets", async () => {
-    const { store, cache, rev, enforced, ev, claims, clock } = setup();
+    const { feed, cache, rev, enforced, ev, claims, clock } = setup();
     await rev.start();
     expect(rev.inSync).toBe(true);
-    store.deliver(ev(1, "s1"));
+    feed.deliver(ev(1, "s1"));
     expect(cache.coverage(claims("s1"), clock.t)?.reason).toBe("logout");
     expect(enforced.map((e) => e.seq)).toEqual([1]);
   });
 
   it("a gap in seq triggers a resync and a sweep of local sockets", async () => {
-    const { store, rev, ev, sweeps } = setup();
+    const { store, feed, rev, ev, sweeps } = setup();
     await rev.start();
-    store.deliver(ev(1, "s1"));
+    feed.deliver(ev(1, "s1"));
     const loadsBefore = store.loads;
-    store.deliver(ev(3, "s3")); // 2 never arrived
+    feed.deliver(ev(3, "s3")); // 2 never arrived
     expect(rev.inSync).toBe(false);
     await new Promise((r) => setImmediate(r));
     expect(store.loads).toBe(loadsBefore + 1);
@@ -88,14 +102,14 @@ describe("Revocations (feed follower)", () => {
   });
 
   it("events arriving while a snapshot loads are not wiped by it", async () => {
-    const { store, cache, rev, ev, claims, clock } = setup();
+    const { store, feed, cache, rev, ev, claims, clock } = setup();
     await rev.start();
     const { epoch } = await store.loadMarks(0);
     store.hold = true;
     store.nextSnapshot = empty(5, epoch); // taken before event 6 was written
-    store.status!.onLost();
-    store.status!.onResumed();
-    store.deliver(ev(6, "s6"));
+    feed.status!.onLost();
+    feed.status!.onResumed();
+    feed.deliver(ev(6, "s6"));
     store.pendingLoad!(empty(5, epoch));
     await new Promise((r) => setImmediate(r));
     expect(rev.inSync).toBe(true);
@@ -106,12 +120,12 @@ describe("Revocations (feed follower)", () => {
     ["its seq went back", 0],
     ["its seq already counted past ours", 50],
   ])("a store that lost its data (%s) does not erase cached marks and revokes every earlier token", async (_why, newSeq) => {
-    const { store, cache, rev, ev, claims, clock } = setup();
+    const { store, feed, cache, rev, ev, claims, clock } = setup();
     await rev.start();
-    for (let i = 1; i <= 4; i++) store.deliver(ev(i, `s${i}`));
+    for (let i = 1; i <= 4; i++) feed.deliver(ev(i, `s${i}`));
     store.nextSnapshot = empty(newSeq, "a-new-dataset");
-    store.status!.onLost();
-    store.status!.onResumed();
+    feed.status!.onLost();
+    feed.status!.onResumed();
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     expect(rev.inSync).toBe(true);
@@ -122,14 +136,14 @@ describe("Revocations (feed follower)", () => {
   });
 
   it("out of sync: admits for at most the staleness window, then refuses until resynced", async () => {
-    const { store, rev, clock } = setup(1000);
+    const { feed, rev, clock } = setup(1000);
     await rev.start();
-    store.status!.onLost();
+    feed.status!.onLost();
     expect(rev.inSync).toBe(false);
     expect(rev.available()).toBe(true);
     clock.t += 1001;
     expect(rev.available()).toBe(false);
-    store.status!.onResumed();
+    feed.status!.onResumed();
     await new Promise((r) => setImmediate(r));
     expect(rev.available()).toBe(true);
     await rev.close();
@@ -138,10 +152,10 @@ describe("Revocations (feed follower)", () => {
   it("a lost event with nothing after it is caught by the seq probe", async () => {
     vi.useFakeTimers({ toFake: ["setInterval"] });
     try {
-      const { store, rev, ev } = setup();
+      const { store, feed, rev, ev } = setup();
       await rev.start();
-      store.deliver(ev(1, "s1"));
-      store.seqOverride = 2; // event 2 was published, never delivered, and nothing followed it
+      feed.deliver(ev(1, "s1"));
+      feed.seqOverride = 2; // event 2 was published, never delivered, and nothing followed it
       const loadsBefore = store.loads;
       await vi.advanceTimersByTimeAsync(1000); // first probe: maybe just in flight
       expect(store.loads).toBe(loadsBefore);
