@@ -31,6 +31,7 @@ const nodeEntries = {
   "bench/plain-io": "bench/baseline/plain-io.ts",
   "bench/naive-http": "bench/baseline/naive-http.ts",
   "bench/gc-probe": "bench/baseline/gc-probe.ts",
+  "bench/pinger": "bench/innocent/pinger.ts",
   "bench/feed-fanout": "bench/feed-fanout.ts",
   "bench/feed-subscriber": "bench/feed/subscriber.ts",
 };

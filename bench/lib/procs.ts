@@ -3,7 +3,7 @@
  * resolved once they print `listening on http://...`, and tracked so that none
  * outlives the bench (SIGTERM on stop, SIGKILL from the exit hook).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export interface ChildServer {
@@ -18,16 +18,27 @@ export interface ChildServer {
 const live = new Set<ChildProcess>();
 let hooked = false;
 
-/** `entry` is a file next to the built bench (dist/bench/<entry>.js). */
-export function startChildServer(name: string, entry: string, env: Record<string, string>): Promise<ChildServer> {
+function track(proc: ChildProcess): void {
   if (!hooked) {
     hooked = true;
     process.on("exit", () => live.forEach((c) => c.kill("SIGKILL")));
   }
-  const file = fileURLToPath(new URL(`./${entry}.js`, import.meta.url));
-  const proc = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   live.add(proc);
   proc.once("exit", () => live.delete(proc));
+}
+
+/** A bench helper process with an IPC channel (dist/bench/<entry>.js), tracked like the servers. */
+export function forkChild(entry: string, env: Record<string, string>): ChildProcess {
+  const proc = fork(fileURLToPath(new URL(`./${entry}.js`, import.meta.url)), [], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  track(proc);
+  return proc;
+}
+
+/** `entry` is a file next to the built bench (dist/bench/<entry>.js). */
+export function startChildServer(name: string, entry: string, env: Record<string, string>): Promise<ChildServer> {
+  const file = fileURLToPath(new URL(`./${entry}.js`, import.meta.url));
+  const proc = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  track(proc);
   const output: string[] = [];
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   return new Promise((resolve, reject) => {

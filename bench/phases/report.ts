@@ -157,6 +157,8 @@ export function table(machine: MachineInfo, res: Record<string, any>): string {
     sec(`6. ban wave: ${bw.users} users x ${bw.socketsPerUser} sockets banned at once (${bw.sockets} sockets)`, [
       ["first ban sent -> last banned socket gone (ms)", fmt(bw.allGoneMs)],
       [`innocent player per node, ack every ${bw.pingEveryMs} ms: worst (ms)`, `${fmt(bw.innocentWorstMs)}  (per node ${bw.innocentWorstMsPerNode.map((x: number) => fmt(x)).join(" / ")}; p50 ${fmt(bw.innocentRttDuringMs.p50)}, before the wave p99 ${fmt(bw.innocentRttBeforeMs.p99)})`],
+      ["  meanwhile, worst event-loop lag: each node", bw.nodeEventLoopLagMaxMs.map((x: number) => fmt(x)).join(" / ")],
+      ["  the innocent players' process / the banned clients' process", `${fmt(bw.innocentProcessLagMaxMs)} / ${fmt(bw.benchProcessLagMaxMs)}`],
       ["session:revoked {banned} received", `${bw.toldBanned}/${bw.sockets}`],
     ]);
   }
