@@ -73,6 +73,8 @@ export class Gateway {
   private dropQueue: { socket: GameSocket; cause: RevocationEvent | undefined }[] = [];
   private dropHead = 0;
   private dropSlice: NodeJS.Immediate | null = null;
+  /** a slice is running now (a drop's disconnect handlers may queue more: the running slice takes them) */
+  private dropping = false;
 
   private readonly refreshListener: (this: GameSocket, payload: unknown, ack: unknown) => void;
   private readonly disconnectListener: (this: GameSocket) => void;
@@ -248,8 +250,9 @@ export class Gateway {
    * Queues the sockets a live mark covers for dropping. The drops run in slices of at most
    * DROP_SLICE_MS with setImmediate between them, shared by every event: a ban wave of many
    * events and one revoke-all are scheduled alike, and other sockets' messages get through
-   * between slices. setImmediate runs right after the current I/O phase, so a single kick still
-   * drops its sockets in the same event-loop turn as the feed message that carried it.
+   * between slices. When nothing is queued or being dropped, the first slice runs at once: a
+   * kick's few sockets go before the node writes its HTTP answer or reads its next message
+   * (waiting for setImmediate cost a kick ~0.3-0.5 ms on the node that took it).
    */
   private dropCovered(sockets: Iterable<GameSocket> | undefined, cause?: RevocationEvent): void {
     if (!sockets) return;
@@ -258,12 +261,22 @@ export class Gateway {
     for (const socket of sockets) {
       if (socket.data.claims && this.deps.cache.coverage(socket.data.claims, now)) this.dropQueue.push({ socket, cause });
     }
-    if (this.dropQueue.length > before) this.dropSlice ??= setImmediate(this.runDropSlice);
+    if (this.dropQueue.length === before) return;
+    if (this.dropSlice === null && !this.dropping) this.runDropSlice();
+    // while a slice runs, it takes what is pushed meanwhile; else the next one will
   }
 
   private readonly runDropSlice = (): void => {
     this.dropSlice = null;
-    const deadline = performance.now() + DROP_SLICE_MS;
+    this.dropping = true;
+    try {
+      this.dropUntil(performance.now() + DROP_SLICE_MS);
+    } finally {
+      this.dropping = false;
+    }
+  };
+
+  private dropUntil(deadline: number): void {
     const now = this.deps.clock.now();
     const q = this.dropQueue;
     while (this.dropHead < q.length) {
@@ -283,7 +296,7 @@ export class Gateway {
       this.dropQueue = [];
       this.dropHead = 0;
     }
-  };
+  }
 
   /** Tell the client why, then a server-side disconnect: socket.io clients do not auto-reconnect after it. */
   private drop(socket: GameSocket, reason: RevocationReason, note?: string): void {
