@@ -15,7 +15,7 @@
  * Written node hash first, user index after: a reader never sees an index entry whose socket its
  * node has not written yet (it would drop it as dead).
  */
-import { Cluster } from "ioredis";
+import { Cluster, type ChainableCommander } from "ioredis";
 import type { RedisClient } from "../redis-clients";
 import type { Logger } from "pino";
 import type { OnlinePlayer } from "../../shared/protocol";
@@ -186,29 +186,30 @@ export class RedisPresence extends MemoryPresence {
       .exec()
       .then(() => true, (err: Error) => (failed(err), false));
     if (!written) return;
-    if (!(this.redis instanceof Cluster)) {
-      // One primary: the whole batch's index entries in one transaction (one round trip: a burst
-      // of connects cost a transaction per socket, seen in the handshake bench's CPU per connect).
-      const index = this.redis.multi();
-      for (const { entry, live } of batch) {
-        const key = this.userKey(entry.userId);
-        if (live) index.hset(key, entry.socketId, `${entry.nodeId} ${entry.sessionId}`).pexpire(key, USER_INDEX_TTL_MS);
-        else index.hdel(key, entry.socketId);
-      }
-      await index.exec().catch(failed);
-      this.notifyChange();
-      return;
+    // One HSET / HDEL per user, not per socket: a revoke-all or a burst of connects names the same
+    // users many times (profiles of both showed a Redis command object per socket).
+    const byUser = new Map<string, { set: string[]; del: string[] }>();
+    for (const { entry, live } of batch) {
+      let changes = byUser.get(entry.userId);
+      if (!changes) byUser.set(entry.userId, (changes = { set: [], del: [] }));
+      if (live) changes.set.push(entry.socketId, `${entry.nodeId} ${entry.sessionId}`);
+      else changes.del.push(entry.socketId);
     }
-    // A Redis Cluster: a transaction must stay on one slot, so one per user's index key.
-    await Promise.all(
-      batch.map(({ entry, live }) => {
-        const key = this.userKey(entry.userId);
-        const write = live
-          ? this.redis.multi().hset(key, entry.socketId, `${entry.nodeId} ${entry.sessionId}`).pexpire(key, USER_INDEX_TTL_MS).exec()
-          : this.redis.hdel(key, entry.socketId);
-        return write.catch(failed);
-      }),
-    );
+    const writeUser = (tx: ChainableCommander, userId: string, { set, del }: { set: string[]; del: string[] }): ChainableCommander => {
+      const key = this.userKey(userId);
+      if (set.length > 0) tx.hset(key, ...set).pexpire(key, USER_INDEX_TTL_MS);
+      if (del.length > 0) tx.hdel(key, ...del);
+      return tx;
+    };
+    if (this.redis instanceof Cluster) {
+      // A transaction must stay on one slot: one per user's index key.
+      await Promise.all([...byUser].map(([userId, changes]) => writeUser(this.redis.multi(), userId, changes).exec().catch(failed)));
+    } else {
+      // One primary: the whole batch in one transaction, one round trip.
+      const index = this.redis.multi();
+      for (const [userId, changes] of byUser) writeUser(index, userId, changes);
+      await index.exec().catch(failed);
+    }
     this.notifyChange();
   }
 

@@ -57,6 +57,25 @@ describe("RedisPresence per-user index", () => {
     expect(await a.sessionsOnline("other1")).toEqual(new Set(["sess1"]));
   });
 
+  it("writes a batch with one HSET / HDEL per user, however many of the user's sockets it holds", async () => {
+    const e = nodePresence("node-e");
+    const probe = client();
+    await e.sessionsOnline("nobody"); // nothing pending
+    const hset0 = await calls(probe, "hset");
+    for (let i = 0; i < 50; i++) e.add(entry(`e${i}`, "carol", `sess-e${i}`, "node-e"));
+    await e.sessionsOnline("nobody"); // writes the batch
+    // the node hash and carol's index: one HSET each
+    expect(await calls(probe, "hset")).toBe(hset0 + 2);
+    expect((await probe.hkeys("t:presence:user:carol")).length).toBe(50);
+
+    const hdel0 = await calls(probe, "hdel");
+    for (let i = 0; i < 20; i++) e.remove(`e${i}`);
+    e.add(entry("e-new", "carol", "sess-new", "node-e"));
+    expect((await e.sessionsOnline("carol")).size).toBe(31);
+    expect(await calls(probe, "hdel")).toBe(hdel0 + 2);
+    expect((await probe.hkeys("t:presence:user:carol")).sort()).toEqual([...Array.from({ length: 30 }, (_, i) => `e${i + 20}`), "e-new"].sort());
+  });
+
   it("a dead node's sockets stop counting when its hash expires, and leave the index", async () => {
     const c = nodePresence("node-c");
     const d = nodePresence("node-d");
