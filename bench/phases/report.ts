@@ -134,7 +134,8 @@ export function table(machine: MachineInfo, res: Record<string, any>): string {
       ["session:revoked {revoked_all} received", `${m.sessionRevokedRevokedAll}/${m.sockets}`],
       ["worst event-loop lag on any node (ms)", `${fmt(m.eventLoopLagMaxMs.worst)}  (per node ${m.eventLoopLagMaxMs.perNode.map((x: number) => fmt(x)).join(" / ")})`],
       ["  same metric, idle window, for reference (ms)", fmt(m.idleEventLoopLagMaxMs.worst)],
-      ["node CPU per dropped socket vs plain socket.io disconnectSockets (µs)", `${fmt(m.nodeCpuUsPerDroppedSocket, 1)} vs ${fmt(m.plainDisconnect.cpuUsPerSocket, 1)}: ratio ${fmt(m.cpuRatioToPlainDisconnect, 3)}  (plain: ${m.plainDisconnect.sockets} sockets)`],
+      ["node CPU per dropped socket vs plain socket.io disconnectSockets (µs)", `${fmt(m.nodeCpuUsPerDroppedSocket, 1)} vs ${fmt(m.plainDisconnect.cpuUsPerSocket, 1)}: ratio ${fmt(m.cpuRatioToPlainDisconnect, 3)}`],
+      [`  plain: ${m.plainDisconnect.processes} processes, ${m.plainDisconnect.sockets} sockets at once, all gone (ms)`, fmt(m.plainDisconnect.allGoneMs)],
       [
         `node main threads over the ${fmt(m.windowMs / 1000, 1)} s window: on CPU / waiting for a CPU (ms)`,
         m.nodeMainThread.map((x: { onCpuMs: number; waitingForCpuMs: number } | null) => (x ? `${fmt(x.onCpuMs, 0)} / ${fmt(x.waitingForCpuMs, 0)}` : "n/a")).join(", "),
