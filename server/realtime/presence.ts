@@ -151,6 +151,12 @@ export class RedisPresence extends MemoryPresence {
    * connect was a large share of a handshake's cost (measured by npm run bench).
    */
   private queue(entry: PresenceEntry, live: boolean): void {
+    // Connected and gone again before its batch was written (a page reload, a reconnect storm):
+    // Redis never saw the socket, so there is nothing to write. (A socket id is added only once.)
+    if (!live && this.pending.get(entry.socketId)?.live) {
+      this.pending.delete(entry.socketId);
+      return;
+    }
     this.pending.set(entry.socketId, { entry, live });
     this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_MS);
   }

@@ -76,6 +76,20 @@ describe("RedisPresence per-user index", () => {
     expect((await probe.hkeys("t:presence:user:carol")).sort()).toEqual([...Array.from({ length: 30 }, (_, i) => `e${i + 20}`), "e-new"].sort());
   });
 
+  it("writes nothing for a socket that connected and left within one batch", async () => {
+    const f = nodePresence("node-f");
+    const probe = client();
+    await f.sessionsOnline("nobody");
+    const before = { hset: await calls(probe, "hset"), hdel: await calls(probe, "hdel") };
+    f.add(entry("f1", "dave", "sess-f1", "node-f"));
+    f.add(entry("f2", "dave", "sess-f2", "node-f"));
+    f.remove("f1");
+    expect(await f.sessionsOnline("dave")).toEqual(new Set(["sess-f2"]));
+    expect(await probe.hkeys("t:presence:user:dave")).toEqual(["f2"]);
+    expect(await calls(probe, "hset")).toBe(before.hset + 2); // node hash + dave's index, f2 only
+    expect(await calls(probe, "hdel")).toBe(before.hdel);
+  });
+
   it("a dead node's sockets stop counting when its hash expires, and leave the index", async () => {
     const c = nodePresence("node-c");
     const d = nodePresence("node-d");
