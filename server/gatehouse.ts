@@ -66,8 +66,9 @@ export interface Gatehouse {
   readonly log: Logger;
   /**
    * Mount as `app.use("/auth", auth)`, `app.use("/admin", admin)`, `app.use(sessions)`,
-   * `app.use(ops)`. Each parses its own JSON bodies, refuses tokens in query strings and answers
-   * its errors in the contract's shape, on its own paths only.
+   * `app.use(ops)`. Each refuses tokens in query strings and answers its errors in the contract's
+   * shape, on its own paths only; auth and admin parse their own JSON bodies (no route of sessions
+   * or ops takes one).
    */
   readonly routers: { auth: Router; sessions: Router; admin: Router; ops: Router };
   /** Bearer check for your own routes: 401 (RFC 6750) or `req.claims` set to the verified claims. */

@@ -219,8 +219,10 @@ export class Gateway {
     socket.on(Events.AUTH_REFRESH, this.refreshListener);
     socket.on("disconnect", this.disconnectListener);
     for (const handler of this.connectionHandlers) handler(socket);
-    // A revocation may have been applied between admit() and now.
-    this.dropCovered([socket]);
+    // A revocation may have been applied between admit() and now. Never inline here: a host's own
+    // "connection" handler registered after ours must still see the socket connected (and get
+    // its "disconnect").
+    this.dropCovered([socket], undefined, { inline: false });
   }
 
   /** Out of the indexes, timers and presence (sub and sid never change on a live socket: refresh keeps them). */
@@ -258,7 +260,7 @@ export class Gateway {
    * INLINE_DROP_MS per turn): a kick's few sockets go before the node writes its HTTP answer or
    * reads its next message (waiting for setImmediate cost a kick ~0.3-0.5 ms on its node).
    */
-  private dropCovered(sockets: Iterable<GameSocket> | undefined, cause?: RevocationEvent): void {
+  private dropCovered(sockets: Iterable<GameSocket> | undefined, cause?: RevocationEvent, opts: { inline: boolean } = { inline: true }): void {
     if (!sockets) return;
     const now = this.deps.clock.now();
     const before = this.dropQueue.length;
@@ -270,6 +272,10 @@ export class Gateway {
     // Inline, but every inline drop until the next setImmediate shares one small budget: a ban
     // wave's events arrive many to one read of the feed, and dropping each event's sockets inline
     // in full stalled the node for ~100 ms.
+    if (!opts.inline) {
+      this.dropSlice = setImmediate(this.runDropSlice);
+      return;
+    }
     if (this.inlineUntil === null) {
       this.inlineUntil = performance.now() + INLINE_DROP_MS;
       setImmediate(() => (this.inlineUntil = null));
@@ -295,6 +301,7 @@ export class Gateway {
   private dropUntil(deadline: number): void {
     const now = this.deps.clock.now();
     const q = this.dropQueue;
+    let done = 0;
     while (this.dropHead < q.length) {
       const { socket, cause } = q[this.dropHead++]!;
       // Decided again at the drop: the reason is the one that holds now (an unban or a refresh may
@@ -302,9 +309,15 @@ export class Gateway {
       if (!socket.data.revoked && socket.connected) {
         const covered = this.deps.cache.coverage(socket.data.claims, now);
         // The admin's own words go only to sockets dropped for this event's reason, not for an older mark.
-        if (covered) this.drop(socket, covered.reason, cause?.note && cause.reason === covered.reason ? cause.note : undefined);
+        try {
+          if (covered) this.drop(socket, covered.reason, cause?.note && cause.reason === covered.reason ? cause.note : undefined);
+        } catch (err) {
+          // A "disconnect" listener that throws (a host app's, a room's) must not leave the rest of
+          // the queue connected: the socket is gone or marked revoked either way; go on.
+          this.deps.log.error({ err }, "a disconnect handler failed while dropping a revoked socket");
+        }
       }
-      if ((this.dropHead & 15) === 0 && performance.now() >= deadline) break;
+      if ((++done & 3) === 0 && performance.now() >= deadline) break;
     }
     if (this.dropHead < q.length) {
       this.dropSlice = setImmediate(this.runDropSlice);
