@@ -35,6 +35,8 @@ interface ProcInfo {
   comm: string;
   /** utime + stime, clock ticks */
   ticks: number;
+  /** cutime + cstime: children this process has reaped (their CPU moves here when they exit) */
+  reapedTicks: number;
 }
 
 function scanProcs(): Map<number, ProcInfo> {
@@ -45,7 +47,7 @@ function scanProcs(): Map<number, ProcInfo> {
       const stat = readFileSync(`/proc/${name}/stat`, "utf8");
       const close = stat.lastIndexOf(")");
       const rest = stat.slice(close + 2).split(" ");
-      procs.set(Number(name), { ppid: Number(rest[1]), comm: stat.slice(stat.indexOf("(") + 1, close), ticks: Number(rest[11]) + Number(rest[12]) });
+      procs.set(Number(name), { ppid: Number(rest[1]), comm: stat.slice(stat.indexOf("(") + 1, close), ticks: Number(rest[11]) + Number(rest[12]), reapedTicks: Number(rest[13]) + Number(rest[14]) });
     } catch {
       // gone meanwhile
     }
@@ -77,11 +79,16 @@ function safeScan(): Map<number, ProcInfo> {
   }
 }
 
-/** utime + stime (clock ticks) of this process and all its descendants. */
+/**
+ * CPU (clock ticks) of this process and all its descendants, those that exited included (a child
+ * started and stopped within a phase, like the mass phase's extra plain servers, was counted as
+ * "other processes" once gone).
+ */
 function readOurs(): number {
   const procs = scanProcs();
-  let ticks = procs.get(process.pid)?.ticks ?? 0;
-  for (const pid of descendants(procs).keys()) ticks += procs.get(pid)?.ticks ?? 0;
+  const of = (pid: number) => (procs.get(pid)?.ticks ?? 0) + (procs.get(pid)?.reapedTicks ?? 0);
+  let ticks = of(process.pid);
+  for (const pid of descendants(procs).keys()) ticks += of(pid);
   return ticks;
 }
 
