@@ -214,7 +214,7 @@ export async function buildGatehouse(config: Config, deps: GatehouseDeps = {}, a
       nodeId: config.nodeId,
       handshakeLimiter: limits.handshakeIp,
       clientIp: (raw) => (Object.create(ipApp.request, { app: { value: ipApp }, headers: { value: raw.headers }, socket: { value: raw.socket } }) as express.Request).ip,
-      usernameOf: (userId) => users.usernameOf(userId),
+      usernameOf: (userId) => users.cachedUsername(userId) ?? users.usernameOf(userId),
     });
     revocations.onApplied((e) => gateway.enforce(e));
     revocations.onResynced(() => gateway.sweep());

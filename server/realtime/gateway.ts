@@ -12,7 +12,7 @@ import type { RateLimiterAbstract } from "rate-limiter-flexible";
 import type { AccessClaims } from "../../shared/claims";
 import { ErrorCode, GatehouseError, errorMessage } from "../../shared/errors";
 import { AuthRefreshPayload, Events, revokedMessage, type Ack, type RevocationReason } from "../../shared/protocol";
-import type { LiveTokenCheck } from "../auth/check";
+import type { CheckResult, LiveTokenCheck } from "../auth/check";
 import { consume } from "../http/rate-limits";
 import { describeInvalid } from "../http/validate";
 import type { Clock } from "../clock";
@@ -49,8 +49,8 @@ export interface GatewayDeps {
    * the client-supplied leftmost one). Default: the peer address.
    */
   clientIp?(req: IncomingMessage): string | undefined;
-  /** username for a user id (cached by the caller; not part of the check) */
-  usernameOf(userId: string): Promise<string | null>;
+  /** username for a user id (cached by the caller, then answered at once; not part of the check) */
+  usernameOf(userId: string): string | null | Promise<string | null>;
 }
 
 /**
@@ -92,16 +92,21 @@ export class Gateway {
     this.disconnectListener = function () {
       gateway.forget(this);
     };
+    const refuse = (next: (err?: Error) => void, err: unknown): void => {
+      const code = err instanceof GatehouseError ? err.code : ErrorCode.INTERNAL;
+      if (!(err instanceof GatehouseError)) deps.log.error({ err }, "handshake failed");
+      deps.metrics.handshakes.inc({ result: code });
+      next(Object.assign(new Error(code), { data: { code, message: errorMessage[code] } }));
+    };
     io.use((socket, next) => {
-      this.admit(socket as GameSocket).then(
-        () => next(),
-        (err: unknown) => {
-          const code = err instanceof GatehouseError ? err.code : ErrorCode.INTERNAL;
-          if (!(err instanceof GatehouseError)) deps.log.error({ err }, "handshake failed");
-          deps.metrics.handshakes.inc({ result: code });
-          next(Object.assign(new Error(code), { data: { code, message: errorMessage[code] } }));
-        },
-      );
+      let admitted: void | Promise<void>;
+      try {
+        admitted = this.admit(socket as GameSocket);
+      } catch (err) {
+        return refuse(next, err);
+      }
+      if (admitted instanceof Promise) admitted.then(() => next(), (err: unknown) => refuse(next, err));
+      else next();
     });
     this.expiry = new ExpiryQueue(
       () => deps.clock.now(),
@@ -169,23 +174,38 @@ export class Gateway {
 
   // ---- handshake ----
 
-  private async admit(socket: GameSocket): Promise<void> {
+  /**
+   * The handshake check. Synchronous (no promise, no microtask) when it needs nothing from Redis:
+   * no per-address limit, the node in sync, the username cached; else a promise. Throws or
+   * rejects with the GatehouseError to refuse with.
+   */
+  private admit(socket: GameSocket): void | Promise<void> {
+    if (this.deps.handshakeLimiter) return consume(this.deps.handshakeLimiter, this.clientIp(socket)).then(() => this.admitToken(socket));
+    return this.admitToken(socket);
+  }
+
+  private admitToken(socket: GameSocket): void | Promise<void> {
     const hs = socket.handshake;
-    if (this.deps.handshakeLimiter) {
-      await consume(this.deps.handshakeLimiter, this.clientIp(socket));
-    }
     // Tokens in URLs end up in proxy and access logs: refuse them outright.
     if ("token" in hs.query || "access_token" in hs.query) throw new GatehouseError(ErrorCode.TOKEN_INVALID);
     const auth: unknown = hs.auth;
     const token = typeof auth === "object" && auth !== null ? (auth as Record<string, unknown>).token : undefined;
-    const result = await this.deps.check(token);
+    const result = this.deps.check(token);
+    return result instanceof Promise ? result.then((r) => this.admitChecked(socket, r)) : this.admitChecked(socket, result);
+  }
+
+  private admitChecked(socket: GameSocket, result: CheckResult): void | Promise<void> {
     if (!result.ok) throw new GatehouseError(result.code);
-    const username = await this.deps.usernameOf(result.claims.sub);
+    const username = this.deps.usernameOf(result.claims.sub);
+    return username instanceof Promise ? username.then((u) => this.seat(socket, result.claims, u)) : this.seat(socket, result.claims, username);
+  }
+
+  private seat(socket: GameSocket, claims: AccessClaims, username: string | null): void {
     if (username === null) throw new GatehouseError(ErrorCode.TOKEN_REVOKED);
-    // Re-check: a revocation may have landed while we awaited the lookup.
-    const late = this.deps.cache.coverage(result.claims, this.deps.clock.now());
+    // Re-check: a revocation may have landed while the check or the lookup awaited the store.
+    const late = this.deps.cache.coverage(claims, this.deps.clock.now());
     if (late) throw new GatehouseError(late.code);
-    socket.data = { claims: result.claims, username, connectedAt: this.deps.clock.now() };
+    socket.data = { claims, username, connectedAt: this.deps.clock.now() };
   }
 
   private clientIp(socket: GameSocket): string {
