@@ -8,8 +8,7 @@
  * Loss of the subscription, malformed messages and Redis outages are Redis-only (redis-store.test.ts,
  * redis-cluster-store.test.ts).
  */
-import { Cluster, Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../shared/errors";
 import type { FeedStatusListener, RevocationFeed } from "../../server/store/feed";
 import { MemoryStore } from "../../server/store/memory";
@@ -18,7 +17,7 @@ import { RedisStore } from "../../server/store/redis";
 import { RedisFeed } from "../../server/store/redis-feed";
 import type { RevocationChange, RevocationEvent, Store, UserRecord } from "../../server/store/store";
 import { codeOf } from "../helpers/errors";
-import { startRedis, startRedisCluster, type RedisClusterProcess, type RedisProcess } from "../helpers/redis-server";
+import { useRedis } from "../helpers/redis-fixture";
 import { waitFor } from "../helpers/wait";
 
 interface FeedNode {
@@ -202,50 +201,21 @@ async function redisNode(connect: () => Promise<RedisStore>): Promise<FeedNode> 
   return { store, feed: RedisFeed.for(store) };
 }
 
-describe("RedisFeed on one primary", () => {
-  let server: RedisProcess;
-  let admin: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
-    admin.on("error", () => {});
+// On a cluster every event and acknowledgement travels on the {g} slot's sharded channels, on
+// whichever primary serves it.
+for (const [kind, name] of [
+  ["single", "RedisFeed on one primary"],
+  ["cluster", "RedisFeed on a Redis Cluster"],
+] as const) {
+  describe(name, () => {
+    const redis = useRedis(kind);
+    const connect = () => RedisStore.connect(redis.connectOptions());
+    contract({
+      create: async () => {
+        await redis.flush();
+        return redisNode(connect);
+      },
+      peer: () => redisNode(connect),
+    });
   });
-  afterAll(async () => {
-    admin?.disconnect();
-    await server?.stop();
-  });
-  const connect = () => RedisStore.connect({ url: server.url });
-
-  contract({
-    create: async () => {
-      await admin.flushdb();
-      return redisNode(connect);
-    },
-    peer: () => redisNode(connect),
-  });
-});
-
-// Every event and acknowledgement travels on the {g} slot's sharded channels, on whichever primary serves it.
-describe("RedisFeed on a Redis Cluster", () => {
-  let cluster: RedisClusterProcess;
-  let admin: Cluster;
-  beforeAll(async () => {
-    cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 1 });
-    admin = new Cluster([cluster.urls[0]!], { redisOptions: { maxRetriesPerRequest: 1 } });
-    admin.on("error", () => {});
-    await new Promise((resolve) => admin.once("ready", resolve));
-  }, 60_000);
-  afterAll(async () => {
-    admin?.disconnect();
-    await cluster?.stop();
-  });
-  const connect = () => RedisStore.connect({ clusterNodes: cluster.urls });
-
-  contract({
-    create: async () => {
-      await Promise.all(admin.nodes("master").map((n) => n.flushdb()));
-      return redisNode(connect);
-    },
-    peer: () => redisNode(connect),
-  });
-});
+}

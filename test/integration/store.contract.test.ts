@@ -9,15 +9,14 @@
  * follows the times callers show it, Redis needs the wall clock to move.
  */
 import { randomBytes } from "node:crypto";
-import { Cluster, Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ErrorCode, GatehouseError } from "../../shared/errors";
 import type { AuditEntry } from "../../shared/protocol";
 import { MemoryStore } from "../../server/store/memory";
 import { RedisStore } from "../../server/store/redis";
 import { REFRESH_TRAIL, type NewSession, type Rotation, type SessionRecord, type Store, type UserRecord } from "../../server/store/store";
 import { codeOf } from "../helpers/errors";
-import { startRedis, startRedisCluster, type RedisClusterProcess, type RedisProcess } from "../helpers/redis-server";
+import { useRedis } from "../helpers/redis-fixture";
 import { waitFor } from "../helpers/wait";
 
 interface Harness {
@@ -606,72 +605,51 @@ describe("MemoryStore", () => {
 });
 
 describe("RedisStore", () => {
-  let server: RedisProcess;
-  let admin: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
-    admin.on("error", () => {});
-  });
-  afterAll(async () => {
-    admin?.disconnect();
-    await server?.stop();
-  });
+  const redis = useRedis("single");
 
   contract({
     create: async () => {
-      await admin.flushdb();
-      return RedisStore.connect({ url: server.url });
+      await redis.flush();
+      return RedisStore.connect(redis.connectOptions());
     },
     // Redis TTLs run on the wall clock.
     passTime: (_store, t) => waitFor(() => Date.now() > t + 5, { timeoutMs: 10_000, intervalMs: 10 }).then(() => {}),
-    stateSize: async () => admin.dbsize(),
+    stateSize: () => redis.size(),
   });
 
   it("indexes, once, the accounts of a dataset from before the search (guests left out)", async () => {
-    await admin.flushdb();
-    const old = await RedisStore.connect({ url: server.url });
+    await redis.flush();
+    const old = await RedisStore.connect(redis.connectOptions());
     const member = user({ username: "Oldtimer" });
     await old.createUser(member);
     await old.createUser(user({ username: "guest-old", passwordHash: null, guest: true }));
     await old.close();
     // what an earlier version left behind: users, no index
-    await admin.del("gh:names", "gh:names:built");
-    const store = await RedisStore.connect({ url: server.url });
+    await redis.admin().del("gh:names", "gh:names:built");
+    const store = await RedisStore.connect(redis.connectOptions());
     try {
       expect(await store.searchUsers("old", 10)).toEqual([member]);
       expect(await store.searchUsers("", 10)).toEqual([member]);
-      expect(await admin.get("gh:names:built")).toBe("1");
+      expect(await redis.admin().get("gh:names:built")).toBe("1");
     } finally {
       await store.close();
     }
   });
 });
 
+
 // The same suite on a Redis Cluster (3 primaries + 3 replicas, so every revocation WAITs for a
 // replica): a script or call that spans two slots fails there with CROSSSLOT, so these runs show
 // that none does.
 describe("RedisStore on a Redis Cluster", () => {
-  let cluster: RedisClusterProcess;
-  let admin: Cluster;
-  const primaries = () => admin.nodes("master");
-  beforeAll(async () => {
-    cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 1 });
-    admin = new Cluster([cluster.urls[0]!], { redisOptions: { maxRetriesPerRequest: 1 } });
-    admin.on("error", () => {});
-    await new Promise((resolve) => admin.once("ready", resolve));
-  }, 60_000);
-  afterAll(async () => {
-    admin?.disconnect();
-    await cluster?.stop();
-  });
+  const redis = useRedis("cluster");
 
   contract({
     create: async () => {
-      await Promise.all(primaries().map((n) => n.flushdb()));
-      return RedisStore.connect({ clusterNodes: cluster.urls });
+      await redis.flush();
+      return RedisStore.connect(redis.connectOptions());
     },
     passTime: (_store, t) => waitFor(() => Date.now() > t + 5, { timeoutMs: 10_000, intervalMs: 10 }).then(() => {}),
-    stateSize: async () => (await Promise.all(primaries().map((n) => n.dbsize()))).reduce((a, b) => a + b, 0),
+    stateSize: () => redis.size(),
   });
 });
