@@ -289,13 +289,13 @@ export class Gateway {
     }
     // While a slice runs it takes what is pushed meanwhile; a scheduled one will.
     if (this.dropQueue.length === before || this.dropSlice !== null || this.dropping) return;
-    // Inline, but every inline drop until the next setImmediate shares one small budget: a ban
-    // wave's events arrive many to one read of the feed, and dropping each event's sockets inline
-    // in full stalled the node for ~100 ms.
     if (!opts.inline) {
       this.dropSlice = setImmediate(this.runDropSlice);
       return;
     }
+    // Inline, but every inline drop until the next setImmediate shares one small budget: a ban
+    // wave's events arrive many to one read of the feed, and dropping each event's sockets inline
+    // in full stalled the node for ~100 ms.
     if (this.inlineUntil === null) {
       this.inlineUntil = performance.now() + INLINE_DROP_MS;
       setImmediate(() => (this.inlineUntil = null));
