@@ -18,29 +18,46 @@ export function claimsOf(req: Request): AccessClaims {
   return req.claims;
 }
 
-/**
- * Bearer authentication. Synchronous when the check answers from the cache (the hot path: no
- * promise per request); a token in the query string is refused here too, so a router mounted at
- * "/" needs no separate middleware for it (tokens in URLs end up in logs and Referer headers).
- */
-export function requireAuth(check: LiveTokenCheck): RequestHandler {
-  return (req: Request, _res: Response, next: NextFunction): void => {
-    const inQuery = queryTokenError(req);
-    if (inQuery) return next(inQuery);
-    const header = req.headers.authorization;
-    if (header === undefined) return next(new GatehouseError(ErrorCode.TOKEN_MISSING));
-    const m = /^Bearer ([^\s]+)$/i.exec(header);
-    if (!m) return next(new GatehouseError(ErrorCode.TOKEN_INVALID));
-    const result = check(m[1]);
-    if (result instanceof Promise) return void result.then((r) => admit(req, r, next), next);
-    admit(req, result, next);
-  };
+/** The request's Bearer token, or the error to answer with (a token in the query string included). */
+function bearerToken(req: Request): string | GatehouseError {
+  // Tokens in URLs end up in logs and Referer headers: refused even beside a valid header.
+  const inQuery = queryTokenError(req);
+  if (inQuery) return inQuery;
+  const header = req.headers.authorization;
+  if (header === undefined) return new GatehouseError(ErrorCode.TOKEN_MISSING);
+  const m = /^Bearer ([^\s]+)$/i.exec(header);
+  return m ? m[1]! : new GatehouseError(ErrorCode.TOKEN_INVALID);
 }
 
-function admit(req: Request, result: CheckResult, next: NextFunction): void {
-  if (!result.ok) return next(new GatehouseError(result.code));
-  req.claims = result.claims;
-  next();
+/**
+ * Runs the check on the request's token, then `then` with the verified claims, or `next` with the
+ * refusal. Synchronous when the check answers from the cache (the hot path: no promise per
+ * request); returns what `then` returns, so express sees a handler's promise.
+ */
+function withClaims(check: LiveTokenCheck, req: Request, next: NextFunction, then: (claims: AccessClaims) => unknown): unknown {
+  const token = bearerToken(req);
+  if (typeof token !== "string") return next(token);
+  const decide = (result: CheckResult): unknown => (result.ok ? then(result.claims) : next(new GatehouseError(result.code)));
+  const result = check(token);
+  return result instanceof Promise ? result.then(decide) : decide(result);
+}
+
+/** Bearer authentication as middleware: `req.claims` set for the handlers after it. */
+export function requireAuth(check: LiveTokenCheck): RequestHandler {
+  return (req, _res, next) =>
+    void withClaims(check, req, next, (claims) => {
+      req.claims = claims;
+      next();
+    });
+}
+
+/**
+ * A route handler behind the same check, in one express layer, given the verified claims: a
+ * separate requireAuth layer cost the hottest route (/me) ~4 µs of its ~100 per request (express's
+ * dispatch of one more layer, one more property on the request).
+ */
+export function authenticated(check: LiveTokenCheck, handler: (req: Request, res: Response, claims: AccessClaims) => unknown): RequestHandler {
+  return (req, res, next) => withClaims(check, req, next, (claims) => handler(req, res, claims));
 }
 
 /** Admin rights come from the user record, not the `role` claim alone: a demotion takes effect at once. */
