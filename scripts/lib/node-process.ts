@@ -35,7 +35,10 @@ export function startNodeProcess(opts: { port: number; env: Record<string, strin
   }
   const nodeId = opts.nodeId ?? `node-${opts.port}`;
   const env = { ...process.env, ...opts.env, PORT: String(opts.port), HOST: "127.0.0.1", NODE_ID: nodeId };
-  const proc = spawn(process.execPath, [mainJs()], { env, stdio: ["ignore", "pipe", "pipe"] });
+  // CPU_PROF_DIR: each node writes a V8 CPU profile there when it exits (--cpu-prof cannot be
+  // passed through NODE_OPTIONS). How the bench's figures were explained: docs/benchmarks.md.
+  const profile = process.env.CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CPU_PROF_DIR}`] : [];
+  const proc = spawn(process.execPath, [...profile, mainJs()], { env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(proc);
   proc.once("exit", () => live.delete(proc));
   const output: string[] = [];
