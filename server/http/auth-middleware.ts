@@ -39,7 +39,8 @@ function withClaims(check: LiveTokenCheck, req: Request, next: NextFunction, the
   if (typeof token !== "string") return next(token);
   const decide = (result: CheckResult): unknown => (result.ok ? then(result.claims) : next(new GatehouseError(result.code)));
   const result = check(token);
-  return result instanceof Promise ? result.then(decide) : decide(result);
+  // A failed check (it should never reject) becomes the request's error, never an unhandled rejection.
+  return result instanceof Promise ? result.then(decide, next) : decide(result);
 }
 
 /** Bearer authentication as middleware: `req.claims` set for the handlers after it. */
