@@ -52,7 +52,7 @@ export interface TokenOptions {
   /** earlier signing keys (JWT_SECRET_PREVIOUS), accepted for verification only */
   previousSecrets?: readonly Buffer[];
   /**
-   * Verified tokens remembered (least recently used dropped first), so a token seen again skips
+   * Verified tokens remembered (the oldest dropped first), so a token seen again skips
    * the HMAC, the JSON parsing and the claims schema. 0 turns the cache off. @default 10000
    */
   verifiedCacheSize?: number;
