@@ -39,8 +39,10 @@ function withClaims(check: LiveTokenCheck, req: Request, next: NextFunction, the
   if (typeof token !== "string") return next(token);
   const decide = (result: CheckResult): unknown => (result.ok ? then(result.claims) : next(new GatehouseError(result.code)));
   const result = check(token);
-  // A failed check (it should never reject) becomes the request's error, never an unhandled rejection.
-  return result instanceof Promise ? result.then(decide, next) : decide(result);
+  // A failed check (it should never reject) refuses the request: never an unhandled rejection,
+  // and never next() without an error, which express would take as a pass (a falsy rejection).
+  const refuse = (err: unknown): unknown => next(err || new GatehouseError(ErrorCode.REVOCATION_UNAVAILABLE));
+  return result instanceof Promise ? result.then(decide, refuse) : decide(result);
 }
 
 /** Bearer authentication as middleware: `req.claims` set for the handlers after it. */

@@ -7,11 +7,11 @@ import { ErrorCode, GatehouseError, errorMessage, errorStatus, type ErrorDetails
 import { RateLimitedError } from "./rate-limits";
 
 export function sendError(res: Response, code: ErrorCode, message: string = errorMessage[code], details?: ErrorDetails): void {
-  if (code === ErrorCode.TOKEN_MISSING) {
-    res.setHeader("WWW-Authenticate", 'Bearer realm="gatehouse"');
-  } else if (errorStatus[code] === 401 && code.startsWith("TOKEN_")) {
-    // RFC 6750: tell Bearer clients the token itself is the problem.
-    res.setHeader("WWW-Authenticate", 'Bearer realm="gatehouse", error="invalid_token"');
+  if (errorStatus[code] === 401) {
+    // RFC 7235: every 401 names its scheme. RFC 6750: when a presented access token is the
+    // problem (bad, expired, revoked, or its session revoked), say so.
+    const tokenRefused = code === ErrorCode.SESSION_REVOKED || (code.startsWith("TOKEN_") && code !== ErrorCode.TOKEN_MISSING);
+    res.setHeader("WWW-Authenticate", tokenRefused ? 'Bearer realm="gatehouse", error="invalid_token"' : 'Bearer realm="gatehouse"');
   }
   res.status(errorStatus[code]).json({ error: { code, message, ...details } });
 }

@@ -68,6 +68,8 @@ describe.each(["memory", "redis"] as const)("revocation on one node (%s store)",
     const me = await call(node.url, "GET", "/me", { token: pair.accessToken });
     expect(me.status).toBe(401);
     expect(me.body.error.code).toBe(code);
+    // RFC 6750: a refused access token says so, a revoked session's included
+    expect(me.headers.get("www-authenticate")).toBe('Bearer realm="gatehouse", error="invalid_token"');
     const hs = await refusedCode(node.url, pair.accessToken);
     expect(hs.message).toBe(code);
     expect(hs.data).toMatchObject({ code });
@@ -75,6 +77,8 @@ describe.each(["memory", "redis"] as const)("revocation on one node (%s store)",
 
   async function expectRefreshRefused(pair: TokenPair, code = "REFRESH_INVALID") {
     const r = await call(node.url, "POST", "/auth/refresh", { body: { refreshToken: pair.refreshToken } });
+    // RFC 7235: every 401 names its scheme (a ban answers 403)
+    expect(r.headers.get("www-authenticate")).toBe(r.status === 401 ? 'Bearer realm="gatehouse"' : null);
     expect(r.body.error.code).toBe(code);
   }
 
