@@ -56,7 +56,21 @@ export class Topology {
     readonly client: RedisClient,
     /** seed URLs in cluster mode, to open plain connections to one node (the feed's subscriber) */
     readonly nodeOptions: RedisOptions,
-  ) {}
+  ) {
+    // Whoever read the slot map again (ioredis itself after a MOVED, or refreshSlots): the idle
+    // writers of a node that is no longer a primary are closed (after a failover they stayed open
+    // to the demoted node, one pool per failover).
+    if (client instanceof Cluster) client.on("refresh", () => this.dropWritersOfNonPrimaries(client));
+  }
+
+  private dropWritersOfNonPrimaries(c: Cluster): void {
+    const primaries = new Set(c.nodes("master").map((n) => nodeKey(n.options)));
+    for (const [id, idle] of this.writers) {
+      if (primaries.has(id)) continue;
+      for (const w of idle) w.disconnect();
+      this.writers.delete(id);
+    }
+  }
 
   /** The one difference a Redis 6.2 primary makes: it has no sharded pub/sub, so the feed uses the classic one. */
   async detectPubSub(): Promise<void> {
@@ -114,8 +128,9 @@ export class Topology {
       return await fn(writer);
     } finally {
       // Only a healthy one goes back: a closed one answered "Connection is closed." forever after a
-      // Redis restart (found by test/cluster/redis-restart).
-      if (writer.status === "ready" && idle.length < IDLE_WRITERS_PER_PRIMARY && !this.closed) idle.push(writer);
+      // Redis restart (found by test/cluster/redis-restart). Nor to a pool dropped meanwhile (its
+      // node is no longer a primary: see the constructor).
+      if (writer.status === "ready" && idle.length < IDLE_WRITERS_PER_PRIMARY && !this.closed && this.writers.get(id) === idle) idle.push(writer);
       else writer.disconnect();
     }
   }

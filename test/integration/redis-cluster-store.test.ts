@@ -270,6 +270,42 @@ describe("RedisStore on a Redis Cluster with replicas", () => {
   }
 
   // Last in this file: it leaves one shard without its replica.
+  it("after a failover, the revocation writers left open to the demoted primary are closed", async () => {
+    const store = await connect();
+    const clients: Redis[] = [];
+    const direct = (url: string) => {
+      const c = new Redis(url, { maxRetriesPerRequest: 1 });
+      c.on("error", () => {});
+      clients.push(c);
+      return c;
+    };
+    const writersOn = async (c: Redis) => (String(await c.call("CLIENT", "LIST")).match(/name=gatehouse-revocations /g) ?? []).length;
+    try {
+      const u = user();
+      await store.createUser(u);
+      const kick = () => store.applyRevocation({ kind: "user", userId: u.id, reason: "kicked" }, { now: Date.now(), ...CTX });
+      await kick();
+      const shard = await cluster.shardOf(`{${u.id}}`);
+      const demoted = direct(shard.primary.url);
+      expect(await writersOn(demoted)).toBeGreaterThan(0);
+
+      // A graceful failover: the replica takes over, the old primary stays up as its replica.
+      const promoted = shard.replicas[0]!;
+      await direct(promoted.url).call("CLUSTER", "FAILOVER");
+      await waitFor(async () => (await cluster.shardOf(`{${u.id}}`)).primary.port === promoted.port, { timeoutMs: 15_000, message: "the replica took over" });
+      await cluster.waitUntilHealthy({ timeoutMs: 30_000 });
+
+      // The next revocation meets MOVED on its old writer, reads the slot map again (which drops the
+      // demoted node's writers) and runs on the new primary.
+      await kick();
+      await waitFor(async () => (await writersOn(demoted)) === 0, { timeoutMs: 5_000, message: "no revocation writer left on the demoted primary" });
+      expect(await writersOn(direct(promoted.url))).toBeGreaterThan(0);
+    } finally {
+      for (const c of clients) c.disconnect();
+      await store.close();
+    }
+  }, 60_000);
+
   it("a revocation is answered only once a replica holds it (else 503), so none answered 2xx is lost in a failover; the feed follows the new primary", async () => {
     const store = await connect();
     const { events, lost, resumed, feed } = await recordFeed(store);
