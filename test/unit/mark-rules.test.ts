@@ -2,10 +2,9 @@
  * The mark rules (server/revocation/mark-rules.ts), and their Lua twins run on a real Redis with
  * EVAL on the same inputs: the TS and the Lua computations must agree, value for value.
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { banMarkExpiry, globalCutoff, MARK_RULES_LUA, markExpiry, nextSecond } from "../../server/revocation/mark-rules";
-import { startRedis, type RedisProcess } from "../helpers/redis-server";
+import { useRedis } from "../helpers/redis-fixture";
 
 describe("mark rules", () => {
   it("nextSecond: the next whole second, even on a second's boundary", () => {
@@ -34,20 +33,11 @@ describe("mark rules", () => {
 });
 
 describe("mark rules in Lua (EVAL on a real Redis) agree with the TS ones", () => {
-  let server: RedisProcess;
-  let redis: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    redis = new Redis(server.url);
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
+  const redis = useRedis("single");
 
   // Strings out of Lua: a Lua number reply is truncated to an integer, which would hide a fraction.
   const evalRule = async (call: string, args: number[]): Promise<number> =>
-    Number(await redis.eval(`${MARK_RULES_LUA}\nreturn string.format('%.3f', ${call})`, 0, ...args));
+    Number(await redis.admin().eval(`${MARK_RULES_LUA}\nreturn string.format('%.3f', ${call})`, 0, ...args));
 
   const times = [0, 999, 1_000, 1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_999, 1_799_999_999_999, 4_102_444_799_999];
 
